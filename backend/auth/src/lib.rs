@@ -1,0 +1,55 @@
+//! The auth service: users, sessions, API keys and webhook signing secrets.
+//! Every route sits behind the internal token: only the gateway reaches it.
+
+mod domain;
+mod error;
+mod routes;
+mod state;
+
+use std::sync::Arc;
+
+use platform::health::{self, Readiness};
+use platform::http::Server;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::AuthError;
+pub use routes::router;
+pub use state::AppState;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
+
+/// Connects to the stores, migrates, and serves on `listener` until `shutdown`.
+pub async fn build(
+    config: &platform::Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Server> {
+    use anyhow::Context;
+    let db = platform::db::connect_and_migrate(&config.auth_database_url, &MIGRATOR, 20)
+        .await
+        .context("auth database")?;
+    let redis = platform::redis::connect(&config.redis_url)
+        .await
+        .context("auth cannot reach Redis")?;
+    let state = AppState::new(config, db.clone(), redis.clone());
+    let app = router(state)
+        .merge(health::routes(Readiness {
+            postgres: Some(db),
+            redis: Some(redis),
+        }))
+        .merge(platform::metrics::routes());
+    let app = platform::http::layered(app, "auth");
+    Ok(platform::http::spawn(listener, app, shutdown)?)
+}
+
+/// Shared settings that handlers read, built once from the configuration.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub bcrypt_cost: u32,
+    pub refresh_token_ttl: chrono::Duration,
+    pub max_failed_logins: i32,
+    pub login_lockout: chrono::Duration,
+}
+
+pub(crate) type SharedSettings = Arc<Settings>;

@@ -1,0 +1,25 @@
+//! One module per resource; each owns its routes.
+
+mod api_keys;
+mod internal;
+mod users;
+mod webhooks;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/auth/register", post(users::register))
+        .route("/auth/login", post(users::login))
+        .route("/auth/refresh", post(users::refresh))
+        .route("/auth/me", get(users::me))
+        .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/auth/api-keys/{id}", delete(api_keys::revoke))
+        .route("/v1/webhooks/secret", get(webhooks::secret))
+        .route("/v1/webhooks/secret/roll", post(webhooks::roll))
+        .route("/internal/api-keys/verify", post(internal::verify_api_key))
+        .with_state(state)
+}

@@ -1,0 +1,39 @@
+use axum::extract::State;
+use contract::auth::WebhookSecret;
+use platform::error::Json;
+use platform::internal_token::UserCaller;
+
+use crate::domain::secrets::new_webhook_secret;
+use crate::{AppState, AuthError};
+
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+pub async fn secret(
+    State(state): State<AppState>,
+    caller: UserCaller,
+) -> Result<Json<WebhookSecret>, AuthError> {
+    let secret: Option<String> = sqlx::query_scalar("SELECT secret FROM webhook_secrets WHERE user_id = $1")
+        .bind(&caller.user_id)
+        .fetch_optional(&state.db)
+        .await?;
+    secret
+        .map(|secret| Json(WebhookSecret { secret }))
+        .ok_or(AuthError::UserNotFound)
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+pub async fn roll(
+    State(state): State<AppState>,
+    caller: UserCaller,
+) -> Result<Json<WebhookSecret>, AuthError> {
+    let secret: Option<String> = sqlx::query_scalar(
+        "UPDATE webhook_secrets SET secret = $2, created_at = now() WHERE user_id = $1 RETURNING secret",
+    )
+    .bind(&caller.user_id)
+    .bind(new_webhook_secret())
+    .fetch_optional(&state.db)
+    .await?;
+    tracing::info!("rolled the webhook signing secret");
+    secret
+        .map(|secret| Json(WebhookSecret { secret }))
+        .ok_or(AuthError::UserNotFound)
+}

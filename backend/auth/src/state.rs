@@ -1,0 +1,48 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use platform::internal_token::InternalTokens;
+use platform::redis::Keys;
+use platform::session::SessionTokens;
+use redis::aio::ConnectionManager;
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::{Settings, SharedSettings};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) db: PgPool,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) keys: Keys,
+    pub(crate) internal_tokens: InternalTokens,
+    pub(crate) sessions: SessionTokens,
+    pub(crate) api_key_hash_secret: Arc<SecretString>,
+    pub(crate) settings: SharedSettings,
+}
+
+impl AppState {
+    pub fn new(config: &platform::Config, db: PgPool, redis: ConnectionManager) -> Self {
+        let seconds = |d: std::time::Duration| chrono::Duration::seconds(d.as_secs() as i64);
+        Self {
+            db,
+            redis,
+            keys: Keys::new(config.redis_prefix.clone()),
+            internal_tokens: InternalTokens::new(&config.internal_token_secret),
+            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
+            api_key_hash_secret: Arc::new(config.api_key_hash_secret.clone()),
+            settings: Arc::new(Settings {
+                bcrypt_cost: config.bcrypt_cost,
+                refresh_token_ttl: seconds(config.refresh_token_ttl),
+                max_failed_logins: config.max_failed_logins as i32,
+                login_lockout: seconds(config.login_lockout),
+            }),
+        }
+    }
+}
+
+impl FromRef<AppState> for InternalTokens {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal_tokens.clone()
+    }
+}

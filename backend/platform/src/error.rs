@@ -1,0 +1,175 @@
+//! The JSON error body of every service, and the rejections of the shared
+//! extractors rendered in it. Each service keeps its own error enum and maps
+//! it to an [`ApiError`] in one place.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use contract::{ErrorBody, ErrorKind};
+use serde::de::DeserializeOwned;
+
+/// A rendered error: status and body. 5xx bodies never carry a cause.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: ErrorKind, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody::new(kind, code, message),
+        }
+    }
+
+    pub fn invalid(code: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidRequestError,
+            code,
+            message,
+        )
+    }
+
+    pub fn invalid_param(code: &str, param: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::invalid(code, message);
+        error.body = error.body.with_param(param);
+        error
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorKind::InvalidRequestError,
+            "resource_missing",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn unauthenticated(code: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::AuthenticationError,
+            code,
+            message,
+        )
+    }
+
+    /// The answer to anything unexpected. Log the cause where it happened.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ApiError,
+            "internal_error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ApiError,
+            code,
+            message,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+/// Logs a 5xx cause with its whole chain and turns it into the bare 500.
+pub fn internal_error(context: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "{context}");
+    ApiError::internal()
+}
+
+/// `axum::Json`, with its rejections in our error body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::InvalidRequestError,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid("invalid_json", e.body_text()),
+        JsonRejection::BytesRejection(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::InvalidRequestError,
+            "body_too_large",
+            "the request body is too large or could not be read",
+        ),
+        other => ApiError::invalid("invalid_body", other.body_text()),
+    }
+}
+
+/// `axum::extract::Query`, with its rejections in our error body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::invalid("invalid_query", e.body_text()))
+            }
+            Err(other) => Err(ApiError::invalid("invalid_query", other.body_text())),
+        }
+    }
+}
+
+/// Answers unknown routes in our error body rather than an empty 404.
+pub async fn route_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorKind::InvalidRequestError,
+        "route_not_found",
+        "no such route",
+    )
+}

@@ -1,0 +1,109 @@
+//! The HTTP stack every service runs behind, and serving with graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, header};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::route_not_found;
+use crate::internal_token;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Wraps a service's routes in the shared stack: request ids (taken from the
+/// caller when present, so one id follows a request through every service),
+/// a tracing span per request naming the route, metrics, a timeout, a body
+/// limit, panics turned into 500s, and secrets hidden from logs.
+pub fn layered(router: Router, service: &'static str) -> Router {
+    let sensitive = [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        HeaderName::from_static(internal_token::HEADER),
+    ];
+    router
+        .fallback(route_not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::metrics::track_request(service, req, next)
+        }))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(move |req: &Request| {
+                            let route = req
+                                .extensions()
+                                .get::<MatchedPath>()
+                                .map(|p| p.as_str().to_owned())
+                                .unwrap_or_default();
+                            let request_id = req
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            tracing::info_span!(
+                                "request",
+                                service,
+                                method = %req.method(),
+                                path = %req.uri().path(),
+                                route,
+                                request_id,
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    REQUEST_TIMEOUT,
+                )),
+        )
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub task: JoinHandle<io::Result<()>>,
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets the
+/// requests in flight finish.
+pub fn spawn(listener: TcpListener, router: Router, shutdown: CancellationToken) -> io::Result<Server> {
+    let local_addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    });
+    Ok(Server { local_addr, task })
+}
+
+/// Binds, or says which address could not be bound.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}

@@ -1,0 +1,19 @@
+//! Plumbing every service shares, written once: configuration, telemetry,
+//! database and Redis setup, the HTTP stack, health checks, internal tokens
+//! and the test harness's fresh databases.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod ids;
+pub mod internal_token;
+pub mod metrics;
+pub mod redis;
+pub mod session;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+
+pub use config::Config;

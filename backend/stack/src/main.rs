@@ -1,0 +1,28 @@
+use std::time::Instant;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = platform::Config::from_env()?;
+    platform::telemetry::init(config.log_format);
+    // The all-in-one is for laptops and demos, so it runs with the development
+    // secrets; it says so rather than refusing, unlike the single services.
+    let defaults = config.default_secrets();
+    if !defaults.is_empty() {
+        tracing::warn!(
+            secrets = ?defaults,
+            "running with development secrets: fine on a laptop, never in production"
+        );
+    }
+    let shutdown = platform::shutdown::on_signal();
+    let stack = stack::Stack::start(config, shutdown).await?;
+    tracing::info!(
+        gateway = %stack.gateway,
+        auth = %stack.auth,
+        payments = %stack.payments,
+        ledger = %stack.ledger,
+        ready_in_ms = started.elapsed().as_millis() as u64,
+        "micro-stack ready"
+    );
+    stack.wait().await
+}

@@ -1,0 +1,56 @@
+//! The end-to-end harness: the whole stack on ephemeral ports, with fresh
+//! databases and its own Redis namespace, torn down when the test ends.
+
+use platform::Config;
+use platform::testing::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+use crate::Stack;
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub config: Config,
+    shutdown: CancellationToken,
+    _databases: Vec<TestDatabase>,
+}
+
+impl TestStack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the test configuration after `adjust` has changed it.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = platform::testing::config();
+        let databases = vec![
+            TestDatabase::reserve("auth"),
+            TestDatabase::reserve("payments"),
+            TestDatabase::reserve("ledger"),
+        ];
+        config.auth_database_url = databases[0].url.clone();
+        config.payments_database_url = databases[1].url.clone();
+        config.ledger_database_url = databases[2].url.clone();
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let stack = Stack::start(config.clone(), shutdown.clone())
+            .await
+            .expect("the stack starts");
+        Self {
+            stack,
+            config,
+            shutdown,
+            _databases: databases,
+        }
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.stack.gateway)
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // Stop the servers before the databases under them are dropped.
+        self.shutdown.cancel();
+    }
+}
