@@ -1,17 +1,59 @@
-//! The payments service. Until its issue lands it answers only its health routes.
+//! The payments service: payments and refunds with Stripe's lifecycle and
+//! idempotency keys, the events they emit (written with each change and
+//! published to Redis by an outbox publisher), and the ledger postings they
+//! owe (written with each success or refund and delivered exactly once by a
+//! posting worker). Every route sits behind the internal token.
 
+mod domain;
+mod error;
+mod idempotency;
+mod routes;
+mod state;
+mod store;
+mod workers;
+
+use anyhow::Context;
 use platform::health::{self, Readiness};
 use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
 
-/// Serves on `listener` until `shutdown`.
+pub use error::PaymentsError;
+pub use routes::router;
+pub use state::AppState;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payments");
+
+/// Connections in the service's pool: requests, plus one each for the publisher and the posting worker.
+const MAX_CONNECTIONS: u32 = 24;
+
+/// Connects to the database, migrates, starts the background workers, and
+/// serves on `listener` until `shutdown`, which also stops the workers.
+///
+/// Redis is not needed to start or to answer: events wait in the outbox
+/// until the publisher reaches it, so readiness checks PostgreSQL only.
 pub async fn build(
-    _config: &platform::Config,
+    config: &platform::Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    let app = health::routes(Readiness::default()).merge(platform::metrics::routes());
+    let db = platform::db::connect_and_migrate(&config.payments_database_url, &MIGRATOR, MAX_CONNECTIONS)
+        .await
+        .context("payments database")?;
+    let state = AppState::new(config, db.clone());
+    workers::spawn(&state, config, shutdown.clone());
+    let app = router(state)
+        .merge(health::routes(Readiness {
+            postgres: Some(db),
+            redis: None,
+        }))
+        .merge(platform::metrics::routes());
     let app = platform::http::layered(app, "payments");
     Ok(platform::http::spawn(listener, app, shutdown)?)
+}
+
+/// The public routes' description, merged by the gateway into `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::ApiDoc::openapi()
 }

@@ -1,0 +1,318 @@
+//! Stripe's `Idempotency-Key`, kept in PostgreSQL with the effect it guards.
+//!
+//! A POST runs in one transaction that first takes a transaction-scoped
+//! advisory lock on (owner, key): a second request with the key while the
+//! first is running fails to take it and gets 409. Holding the lock, the
+//! request looks for a stored answer: the same fingerprint (method, path,
+//! body) replays it byte for byte, another fingerprint is a 422. Otherwise the
+//! request runs and its answer is inserted in the same transaction as its
+//! effect, so there is no moment at which one committed and not the other. A
+//! server error rolls the transaction back, which also releases the key.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use contract::payments::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER};
+use platform::error::ApiError;
+use platform::internal_token::UserCaller;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::domain::IdempotencyKey;
+use crate::{AppState, PaymentsError};
+
+/// How long answers are kept, at least: Stripe's 24 hours.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// An authenticated POST with its optional key, its fingerprint and its raw body.
+pub struct Post {
+    pub owner_id: String,
+    key: Option<IdempotencyKey>,
+    method: String,
+    path: String,
+    body_hash: Vec<u8>,
+    body: Bytes,
+    json_content_type: bool,
+}
+
+impl FromRequest<AppState> for Post {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller =
+            <UserCaller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let key = parts
+            .headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            .map(|value| IdempotencyKey::parse(value.as_bytes()))
+            .transpose()
+            .map_err(|e| PaymentsError::from(e).into_response())?;
+        let json_content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_owned();
+        let request = Request::from_parts(parts, body);
+        let body = Bytes::from_request(request, state).await.map_err(|_| {
+            PaymentsError::Body(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                contract::ErrorKind::InvalidRequestError,
+                "body_too_large",
+                "the request body is too large or could not be read",
+            ))
+            .into_response()
+        })?;
+        Ok(Self {
+            owner_id: caller.user_id,
+            key,
+            body_hash: body_hash(&body),
+            method: method.to_string(),
+            path,
+            body,
+            json_content_type,
+        })
+    }
+}
+
+/// SHA-256 of the body's JSON in a canonical form (keys sorted, no spacing),
+/// so that a client re-serialising the same request is not told it changed.
+/// A body that is not JSON is hashed as it is.
+fn body_hash(body: &[u8]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => canonical(&value, &mut hasher),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => hasher.update(b"{}"),
+        Err(_) => {
+            hasher.update(b"raw:");
+            hasher.update(body);
+        }
+    }
+    hasher.finalize().to_vec()
+}
+
+fn canonical(value: &serde_json::Value, out: &mut Sha256) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.update(b"{");
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                out.update(serde_json::Value::String(key.clone()).to_string().as_bytes());
+                out.update(b":");
+                canonical(value, out);
+            }
+            out.update(b"}");
+        }
+        serde_json::Value::Array(items) => {
+            out.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                canonical(item, out);
+            }
+            out.update(b"]");
+        }
+        scalar => out.update(scalar.to_string().as_bytes()),
+    }
+}
+
+impl Post {
+    /// The body as `T`. An empty body reads as `{}` for routes whose fields
+    /// are all optional; errors read as the shared JSON extractor's do.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, PaymentsError> {
+        let empty = self.body.iter().all(u8::is_ascii_whitespace);
+        if !empty && !self.json_content_type {
+            return Err(PaymentsError::Body(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                contract::ErrorKind::InvalidRequestError,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            )));
+        }
+        let bytes: &[u8] = if empty { b"{}" } else { &self.body };
+        serde_json::from_slice(bytes).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => "invalid_body",
+                _ => "invalid_json",
+            };
+            PaymentsError::Body(ApiError::invalid(code, format!("the body is not valid: {e}")))
+        })
+    }
+
+    /// Opens the request's transaction and, with a key, claims it: either
+    /// the request runs in the transaction, or an earlier answer is replayed.
+    pub async fn begin(&self, db: &PgPool) -> Result<Begun, PaymentsError> {
+        let mut tx = db.begin().await?;
+        if let Some(key) = &self.key {
+            if let Some(stored) = self.claim(&mut tx, key).await? {
+                return Ok(Begun::Replay(stored));
+            }
+        }
+        Ok(Begun::Run(tx))
+    }
+
+    async fn claim(
+        &self,
+        conn: &mut PgConnection,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredResponse>, PaymentsError> {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("idempotency\n{}\n{}", self.owner_id, key.as_str()))
+            .fetch_one(&mut *conn)
+            .await?;
+        if !locked {
+            return Err(PaymentsError::IdempotencyKeyInUse);
+        }
+        let stored: Option<(String, String, Vec<u8>, i16, Vec<u8>)> = sqlx::query_as(
+            "SELECT method, path, body_hash, response_status, response_body FROM idempotency_keys
+             WHERE owner_id = $1 AND key = $2",
+        )
+        .bind(&self.owner_id)
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        match stored {
+            None => Ok(None),
+            Some((method, path, hash, status, body)) => {
+                if method != self.method || path != self.path || hash != self.body_hash {
+                    return Err(PaymentsError::IdempotencyKeyReused { method, path });
+                }
+                let status = u16::try_from(status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::OK);
+                Ok(Some(StoredResponse {
+                    status,
+                    body: body.into(),
+                    replayed: true,
+                }))
+            }
+        }
+    }
+
+    /// Ends the request: an answer that came from running it is stored under
+    /// the key and committed with the effect; a refusal of the request's
+    /// shape or a server error is not stored, and the transaction rolls back.
+    pub async fn finish<T: Serialize>(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        outcome: Result<(StatusCode, T), PaymentsError>,
+    ) -> Result<Response, PaymentsError> {
+        let (status, body) = match outcome {
+            Ok((status, value)) => (status, Bytes::from(serde_json::to_vec(&value)?)),
+            Err(e) if e.is_outcome() => {
+                let error = e.to_api_error();
+                (error.status, Bytes::from(serde_json::to_vec(&error.body)?))
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(key) = &self.key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (owner_id, key, method, path, body_hash, response_status, response_body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&self.owner_id)
+            .bind(key.as_str())
+            .bind(&self.method)
+            .bind(&self.path)
+            .bind(&self.body_hash)
+            .bind(status.as_u16() as i16)
+            .bind(body.as_ref())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                // Only reachable if the lock were bypassed; never run twice.
+                if platform::db::is_unique_violation(&e, "idempotency_keys_pkey") {
+                    PaymentsError::IdempotencyKeyInUse
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        Ok(StoredResponse {
+            status,
+            body,
+            replayed: false,
+        }
+        .into_response())
+    }
+}
+
+pub enum Begun {
+    Run(Transaction<'static, Postgres>),
+    Replay(StoredResponse),
+}
+
+pub struct StoredResponse {
+    status: StatusCode,
+    body: Bytes,
+    replayed: bool,
+}
+
+impl IntoResponse for StoredResponse {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.replayed {
+            headers.insert(IDEMPOTENT_REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// Deletes answers older than [`RETENTION`], a batch at a time so that the
+/// purge never holds many locks.
+pub async fn purge_expired(db: &PgPool) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid IN (
+                 SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+                 LIMIT 5000)",
+        )
+        .bind(RETENTION.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_ignores_layout_but_not_content() {
+        let a = body_hash(br#"{"amount": 100, "currency": "usd", "metadata": {"a": "1", "b": "2"}}"#);
+        let b = body_hash(br#"{"metadata":{"b":"2","a":"1"},"currency":"usd","amount":100}"#);
+        let c = body_hash(br#"{"amount": 101, "currency": "usd", "metadata": {"a": "1", "b": "2"}}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(body_hash(b""), body_hash(b"{}"));
+        assert_ne!(body_hash(b"not json"), body_hash(b"not json!"));
+    }
+}

@@ -1,0 +1,41 @@
+use axum::extract::State;
+use contract::List;
+use contract::events::Event;
+use platform::error::{Json, Query};
+use platform::internal_token::UserCaller;
+use serde::Deserialize;
+
+use super::page_limit;
+use crate::store;
+use crate::{AppState, PaymentsError};
+
+const DEFAULT_SINCE_LIMIT: i64 = 100;
+const MAX_SINCE_LIMIT: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct SinceParams {
+    /// The last event the client saw.
+    after: Option<String>,
+    /// Or its sequence number; without either, from the owner's first event.
+    after_sequence: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The gateway fills a reconnecting client's gap with this: the caller's
+/// events after the one it last saw, oldest first.
+#[tracing::instrument(skip_all, fields(owner_id = %caller.user_id))]
+pub async fn events_since(
+    State(state): State<AppState>,
+    caller: UserCaller,
+    Query(params): Query<SinceParams>,
+) -> Result<Json<List<Event>>, PaymentsError> {
+    let limit = page_limit(params.limit, DEFAULT_SINCE_LIMIT, MAX_SINCE_LIMIT)?;
+    let after = match params.after.as_deref() {
+        Some(id) => store::event_sequence(&state.db, &caller.user_id, id)
+            .await?
+            .ok_or(PaymentsError::EventNotFound)?,
+        None => params.after_sequence.unwrap_or(0).max(0),
+    };
+    let rows = store::events_after(&state.db, &caller.user_id, after, limit).await?;
+    Ok(Json(List::from_overfetched(rows, limit as usize)))
+}

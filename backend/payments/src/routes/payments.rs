@@ -1,0 +1,412 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use contract::events::EventType;
+use contract::list::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PageParams};
+use contract::money::Currency;
+use contract::payments::{
+    ConfirmPaymentRequest, CreatePaymentRequest, CreateRefundRequest, ListPaymentsParams, Payment,
+    PaymentStatus, Refund, RefundStatus,
+};
+use contract::{ErrorBody, List};
+use platform::error::{Json, Query};
+use platform::internal_token::UserCaller;
+use serde::Deserialize;
+use sqlx::PgConnection;
+
+use super::page_limit;
+use crate::domain::{
+    Action, Amount, CustomerEmail, Description, Metadata, TestPaymentMethod, allowed, transition,
+};
+use crate::idempotency::{Begun, Post};
+use crate::store::{self, PostingKind};
+use crate::{AppState, PaymentsError};
+
+/// Runs a POST in its transaction under its idempotency key, then wakes the
+/// outbox workers for whatever it committed.
+macro_rules! run_post {
+    ($state:expr, $post:expr, |$tx:ident| $body:expr) => {{
+        let mut $tx = match $post.begin(&$state.db).await? {
+            Begun::Run(tx) => tx,
+            Begun::Replay(stored) => return Ok(stored.into_response()),
+        };
+        let outcome = $body.await;
+        let response = $post.finish($tx, outcome).await?;
+        $state.wake.publisher.notify_one();
+        $state.wake.postings.notify_one();
+        Ok(response)
+    }};
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments",
+    tag = "payments",
+    request_body = CreatePaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry (at most 255 characters).")),
+    responses(
+        (status = 201, description = "The payment, waiting for confirmation.", body = Payment),
+        (status = 400, description = "A parameter is not valid.", body = ErrorBody),
+        (status = 409, description = "A request with this key is still running.", body = ErrorBody),
+        (status = 422, description = "The key was used for another request.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %post.owner_id))]
+pub async fn create(State(state): State<AppState>, post: Post) -> Result<Response, PaymentsError> {
+    run_post!(state, post, |tx| create_in(&mut tx, &post))
+}
+
+async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, Payment), PaymentsError> {
+    let request: CreatePaymentRequest = post.json()?;
+    let amount = Amount::parse(request.amount)?;
+    let currency = Currency::parse(&request.currency)?;
+    let description = request
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .transpose()?
+        .flatten();
+    let metadata = Metadata::parse(request.metadata.unwrap_or_default())?;
+    let customer_email = request
+        .customer_email
+        .as_deref()
+        .map(CustomerEmail::parse)
+        .transpose()?;
+    let at = store::now();
+    let payment = Payment {
+        id: platform::ids::new_id(contract::ids::PAYMENT),
+        object: contract::payments::PAYMENT_OBJECT.into(),
+        amount: amount.get(),
+        amount_refunded: 0,
+        currency: currency.code().into(),
+        status: PaymentStatus::RequiresConfirmation,
+        description: description.map(Description::into_inner),
+        metadata: metadata.into_inner(),
+        customer_email: customer_email.map(CustomerEmail::into_inner),
+        payment_method: None,
+        failure_code: None,
+        failure_message: None,
+        ledger_transaction_id: None,
+        created_at: at,
+    };
+    store::insert_payment(conn, &post.owner_id, &payment).await?;
+    let object = serde_json::to_value(&payment)?;
+    store::append_event(
+        conn,
+        &post.owner_id,
+        EventType::PaymentCreated,
+        &payment.id,
+        &object,
+        at,
+    )
+    .await?;
+    tracing::info!(payment_id = %payment.id, amount = payment.amount, currency = %payment.currency, "created payment");
+    Ok((StatusCode::CREATED, payment))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments/{id}/confirm",
+    tag = "payments",
+    request_body = ConfirmPaymentRequest,
+    params(
+        ("id" = String, Path, description = "The payment id, pay_..."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry."),
+    ),
+    responses(
+        (status = 200, description = "The payment, succeeded or failed with a failure_code.", body = Payment),
+        (status = 400, description = "Unknown payment method, or the payment cannot be confirmed (payment_not_confirmable).", body = ErrorBody),
+        (status = 404, description = "No such payment.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %post.owner_id, payment_id = %id))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> Result<Response, PaymentsError> {
+    run_post!(state, post, |tx| confirm_in(&mut tx, &post, &id))
+}
+
+async fn confirm_in(
+    conn: &mut PgConnection,
+    post: &Post,
+    id: &str,
+) -> Result<(StatusCode, Payment), PaymentsError> {
+    let request: ConfirmPaymentRequest = post.json()?;
+    let method = TestPaymentMethod::parse(&request.payment_method)?;
+    let mut payment = store::lock_payment(conn, &post.owner_id, id)
+        .await?
+        .ok_or(PaymentsError::PaymentNotFound)?;
+    if !allowed(Action::Confirm, payment.status) {
+        return Err(PaymentsError::NotConfirmable {
+            status: payment.status,
+        });
+    }
+    // A test method answers at once, so the payment passes through
+    // processing to its outcome inside this transaction: no other request
+    // ever sees it processing, and no crash can leave it there.
+    payment.status = PaymentStatus::Processing;
+    payment.payment_method = Some(method.name().into());
+    let (status, event) = match method.failure() {
+        None => (PaymentStatus::Succeeded, EventType::PaymentSucceeded),
+        Some(code) => {
+            payment.failure_code = Some(code);
+            payment.failure_message = Some(code.message().into());
+            (PaymentStatus::Failed, EventType::PaymentFailed)
+        }
+    };
+    debug_assert!(transition(payment.status, status));
+    payment.status = status;
+    let at = store::now();
+    store::settle_payment(conn, &payment, at).await?;
+    if status == PaymentStatus::Succeeded {
+        store::owe_posting(
+            conn,
+            &post.owner_id,
+            &payment.id,
+            PostingKind::Payment,
+            payment.amount,
+            &payment.currency,
+        )
+        .await?;
+    }
+    let object = serde_json::to_value(&payment)?;
+    store::append_event(conn, &post.owner_id, event, &payment.id, &object, at).await?;
+    tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
+    Ok((StatusCode::OK, payment))
+}
+
+/// Cancel takes no parameters; anything sent is refused rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParameters {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments/{id}/cancel",
+    tag = "payments",
+    params(
+        ("id" = String, Path, description = "The payment id, pay_..."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry."),
+    ),
+    responses(
+        (status = 200, description = "The canceled payment.", body = Payment),
+        (status = 400, description = "The payment is past cancellation (payment_not_cancelable).", body = ErrorBody),
+        (status = 404, description = "No such payment.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %post.owner_id, payment_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> Result<Response, PaymentsError> {
+    run_post!(state, post, |tx| cancel_in(&mut tx, &post, &id))
+}
+
+async fn cancel_in(
+    conn: &mut PgConnection,
+    post: &Post,
+    id: &str,
+) -> Result<(StatusCode, Payment), PaymentsError> {
+    let NoParameters {} = post.json()?;
+    let mut payment = store::lock_payment(conn, &post.owner_id, id)
+        .await?
+        .ok_or(PaymentsError::PaymentNotFound)?;
+    if !allowed(Action::Cancel, payment.status) {
+        return Err(PaymentsError::NotCancelable {
+            status: payment.status,
+        });
+    }
+    payment.status = PaymentStatus::Canceled;
+    let at = store::now();
+    store::settle_payment(conn, &payment, at).await?;
+    let object = serde_json::to_value(&payment)?;
+    store::append_event(
+        conn,
+        &post.owner_id,
+        EventType::PaymentCanceled,
+        &payment.id,
+        &object,
+        at,
+    )
+    .await?;
+    tracing::info!("canceled payment");
+    Ok((StatusCode::OK, payment))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payments/{id}/refunds",
+    tag = "payments",
+    request_body = CreateRefundRequest,
+    params(
+        ("id" = String, Path, description = "The payment id, pay_..."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry."),
+    ),
+    responses(
+        (status = 201, description = "The refund; without an amount, the rest of the payment.", body = Refund),
+        (status = 400, description = "The payment has not succeeded (payment_not_refundable), or the amount exceeds what is left (refund_exceeds_payment).", body = ErrorBody),
+        (status = 404, description = "No such payment.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %post.owner_id, payment_id = %id))]
+pub async fn refund(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    post: Post,
+) -> Result<Response, PaymentsError> {
+    run_post!(state, post, |tx| refund_in(&mut tx, &post, &id))
+}
+
+async fn refund_in(
+    conn: &mut PgConnection,
+    post: &Post,
+    id: &str,
+) -> Result<(StatusCode, Refund), PaymentsError> {
+    let request: CreateRefundRequest = post.json()?;
+    let requested = request.amount.map(Amount::parse).transpose()?;
+    let mut payment = store::lock_payment(conn, &post.owner_id, id)
+        .await?
+        .ok_or(PaymentsError::PaymentNotFound)?;
+    if !allowed(Action::Refund, payment.status) {
+        return Err(PaymentsError::NotRefundable {
+            status: payment.status,
+        });
+    }
+    let remaining = payment.amount - payment.amount_refunded;
+    let amount = requested.map_or(remaining, Amount::get);
+    if amount > remaining || amount == 0 {
+        return Err(PaymentsError::RefundExceedsPayment {
+            requested: amount,
+            remaining,
+        });
+    }
+    let at = store::now();
+    let refund = Refund {
+        id: platform::ids::new_id(contract::ids::REFUND),
+        object: contract::payments::REFUND_OBJECT.into(),
+        payment: payment.id.clone(),
+        amount,
+        currency: payment.currency.clone(),
+        status: RefundStatus::Succeeded,
+        ledger_transaction_id: None,
+        created_at: at,
+    };
+    payment.amount_refunded += amount;
+    store::insert_refund(conn, &post.owner_id, &refund, payment.amount_refunded).await?;
+    store::owe_posting(
+        conn,
+        &post.owner_id,
+        &payment.id,
+        PostingKind::Refund {
+            refund_id: refund.id.clone(),
+        },
+        amount,
+        &payment.currency,
+    )
+    .await?;
+    let object = serde_json::to_value(&payment)?;
+    store::append_event(
+        conn,
+        &post.owner_id,
+        EventType::PaymentRefunded,
+        &payment.id,
+        &object,
+        at,
+    )
+    .await?;
+    tracing::info!(refund_id = %refund.id, amount, "refunded payment");
+    Ok((StatusCode::CREATED, refund))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment id, pay_...")),
+    responses(
+        (status = 200, body = Payment),
+        (status = 404, description = "No such payment.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %caller.user_id, payment_id = %id))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Payment>, PaymentsError> {
+    store::get_payment(&state.db, &caller.user_id, &id)
+        .await?
+        .map(Json)
+        .ok_or(PaymentsError::PaymentNotFound)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/payments",
+    tag = "payments",
+    params(ListPaymentsParams),
+    responses(
+        (status = 200, description = "Newest first.", body = List<Payment>),
+        (status = 400, description = "A bad limit or status.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %caller.user_id))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: UserCaller,
+    Query(params): Query<ListPaymentsParams>,
+) -> Result<Json<List<Payment>>, PaymentsError> {
+    let limit = page_limit(params.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| PaymentStatus::parse(s).ok_or_else(|| PaymentsError::InvalidStatus(s.to_owned())))
+        .transpose()?;
+    let rows = store::list_payments(
+        &state.db,
+        &caller.user_id,
+        status,
+        params.starting_after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(List::from_overfetched(rows, limit as usize)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}/refunds",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment id, pay_..."), PageParams),
+    responses(
+        (status = 200, description = "The payment's refunds, newest first.", body = List<Refund>),
+        (status = 404, description = "No such payment.", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(owner_id = %caller.user_id, payment_id = %id))]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<List<Refund>>, PaymentsError> {
+    let limit = page_limit(page.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    if store::get_payment(&state.db, &caller.user_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(PaymentsError::PaymentNotFound);
+    }
+    let rows = store::list_refunds(
+        &state.db,
+        &caller.user_id,
+        &id,
+        page.starting_after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(List::from_overfetched(rows, limit as usize)))
+}

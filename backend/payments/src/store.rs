@@ -1,0 +1,393 @@
+//! The SQL of payments, refunds, events and the outboxes. Functions that
+//! change state take the request's transaction, so that a change, its event
+//! and what it owes the ledger commit together or not at all.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use contract::events::{Event, EventData, EventType};
+use contract::payments::{FailureCode, Payment, PaymentStatus, Refund, RefundStatus};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+
+/// Now, at the precision PostgreSQL stores, so that an object answered from
+/// memory and the same object read back are identical.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} {value:?} in the database").into())
+}
+
+const PAYMENT_COLUMNS: &str = "id, amount, amount_refunded, currency, status, description, metadata, \
+     customer_email, payment_method, failure_code, failure_message, ledger_transaction_id, created_at";
+
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    id: String,
+    amount: i64,
+    amount_refunded: i64,
+    currency: String,
+    status: String,
+    description: Option<String>,
+    metadata: Json<BTreeMap<String, String>>,
+    customer_email: Option<String>,
+    payment_method: Option<String>,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    ledger_transaction_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = sqlx::Error;
+
+    fn try_from(row: PaymentRow) -> Result<Self, Self::Error> {
+        let status = PaymentStatus::parse(&row.status).ok_or_else(|| decode_error("status", &row.status))?;
+        let failure_code = row
+            .failure_code
+            .map(|code| FailureCode::parse(&code).ok_or_else(|| decode_error("failure code", &code)))
+            .transpose()?;
+        Ok(Self {
+            id: row.id,
+            object: contract::payments::PAYMENT_OBJECT.into(),
+            amount: row.amount,
+            amount_refunded: row.amount_refunded,
+            currency: row.currency,
+            status,
+            description: row.description,
+            metadata: row.metadata.0,
+            customer_email: row.customer_email,
+            payment_method: row.payment_method,
+            failure_code,
+            failure_message: row.failure_message,
+            ledger_transaction_id: row.ledger_transaction_id,
+            created_at: row.created_at,
+        })
+    }
+}
+
+pub async fn insert_payment(conn: &mut PgConnection, owner_id: &str, payment: &Payment) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO payments (id, owner_id, amount, currency, status, description, metadata,
+                               customer_email, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&payment.id)
+    .bind(owner_id)
+    .bind(payment.amount)
+    .bind(&payment.currency)
+    .bind(payment.status.as_str())
+    .bind(&payment.description)
+    .bind(Json(&payment.metadata))
+    .bind(&payment.customer_email)
+    .bind(payment.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The payment, locked until the transaction ends, so that concurrent
+/// confirmations, cancellations and refunds of it take turns.
+pub async fn lock_payment(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<Payment>> {
+    let row: Option<PaymentRow> = sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND owner_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(owner_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Payment::try_from).transpose()
+}
+
+pub async fn get_payment(db: impl PgExecutor<'_>, owner_id: &str, id: &str) -> sqlx::Result<Option<Payment>> {
+    let row: Option<PaymentRow> = sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND owner_id = $2"
+    ))
+    .bind(id)
+    .bind(owner_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(Payment::try_from).transpose()
+}
+
+/// Newest first; `limit` rows, plus one when there are more.
+pub async fn list_payments(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    status: Option<PaymentStatus>,
+    starting_after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<Payment>> {
+    let rows: Vec<PaymentRow> = sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments
+         WHERE owner_id = $1 AND ($2::TEXT IS NULL OR status = $2) AND ($3::TEXT IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(owner_id)
+    .bind(status.map(|s| s.as_str()))
+    .bind(starting_after)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Payment::try_from).collect()
+}
+
+/// Writes a confirmation's or cancellation's outcome.
+pub async fn settle_payment(
+    conn: &mut PgConnection,
+    payment: &Payment,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE payments SET status = $2, payment_method = $3, failure_code = $4, failure_message = $5,
+                             updated_at = $6
+         WHERE id = $1",
+    )
+    .bind(&payment.id)
+    .bind(payment.status.as_str())
+    .bind(&payment.payment_method)
+    .bind(payment.failure_code.map(|c| c.as_str()))
+    .bind(&payment.failure_message)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_refund(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    refund: &Refund,
+    amount_refunded: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH paid AS (UPDATE payments SET amount_refunded = $6, updated_at = $5 WHERE id = $2)
+         INSERT INTO refunds (id, payment_id, owner_id, amount, currency, created_at)
+         VALUES ($1, $2, $3, $4, $7, $5)",
+    )
+    .bind(&refund.id)
+    .bind(&refund.payment)
+    .bind(owner_id)
+    .bind(refund.amount)
+    .bind(refund.created_at)
+    .bind(amount_refunded)
+    .bind(&refund.currency)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RefundRow {
+    id: String,
+    payment_id: String,
+    amount: i64,
+    currency: String,
+    ledger_transaction_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<RefundRow> for Refund {
+    fn from(row: RefundRow) -> Self {
+        Self {
+            id: row.id,
+            object: contract::payments::REFUND_OBJECT.into(),
+            payment: row.payment_id,
+            amount: row.amount,
+            currency: row.currency,
+            status: RefundStatus::Succeeded,
+            ledger_transaction_id: row.ledger_transaction_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A payment's refunds, newest first.
+pub async fn list_refunds(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    payment_id: &str,
+    starting_after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<Refund>> {
+    let rows: Vec<RefundRow> = sqlx::query_as(
+        "SELECT id, payment_id, amount, currency, ledger_transaction_id, created_at FROM refunds
+         WHERE payment_id = $1 AND owner_id = $2 AND ($3::TEXT IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(payment_id)
+    .bind(owner_id)
+    .bind(starting_after)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Refund::from).collect())
+}
+
+/// Appends an event to the owner's stream. The owner's counter row stays
+/// locked until the transaction ends, so sequences are gapless and a later
+/// sequence never commits before an earlier one; the statement runs last in
+/// each transaction to keep that lock short.
+pub async fn append_event(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    kind: EventType,
+    object_id: &str,
+    object: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH seq AS (
+             INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 1)
+             ON CONFLICT (owner_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
+             RETURNING last_sequence
+         )
+         INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
+         SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq",
+    )
+    .bind(owner_id)
+    .bind(platform::ids::new_id(contract::ids::EVENT))
+    .bind(kind.as_str())
+    .bind(object_id)
+    .bind(object)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub enum PostingKind {
+    Payment,
+    Refund { refund_id: String },
+}
+
+/// Records what the ledger is owed; the posting worker delivers it.
+pub async fn owe_posting(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    payment_id: &str,
+    kind: PostingKind,
+    amount: i64,
+    currency: &str,
+) -> sqlx::Result<()> {
+    let (reference, kind, refund_id) = match kind {
+        PostingKind::Payment => (payment_id.to_owned(), "payment", None),
+        PostingKind::Refund { refund_id } => (refund_id.clone(), "refund", Some(refund_id)),
+    };
+    sqlx::query(
+        "INSERT INTO ledger_postings (reference, kind, payment_id, refund_id, merchant_id, amount, currency)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(reference)
+    .bind(kind)
+    .bind(payment_id)
+    .bind(refund_id)
+    .bind(owner_id)
+    .bind(amount)
+    .bind(currency)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "id, sequence, type, object, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    sequence: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    object: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = sqlx::Error;
+
+    fn try_from(row: EventRow) -> Result<Self, Self::Error> {
+        let kind = EventType::parse(&row.kind).ok_or_else(|| decode_error("event type", &row.kind))?;
+        Ok(Self {
+            id: row.id,
+            object: "event".into(),
+            kind,
+            sequence: row.sequence,
+            created_at: row.created_at,
+            data: EventData { object: row.object },
+        })
+    }
+}
+
+pub async fn get_event(db: impl PgExecutor<'_>, owner_id: &str, id: &str) -> sqlx::Result<Option<Event>> {
+    let row: Option<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND owner_id = $2"
+    ))
+    .bind(id)
+    .bind(owner_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(Event::try_from).transpose()
+}
+
+pub async fn event_sequence(db: impl PgExecutor<'_>, owner_id: &str, id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT sequence FROM events WHERE id = $1 AND owner_id = $2")
+        .bind(id)
+        .bind(owner_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Newest first, below `before_sequence` when given.
+pub async fn list_events(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    kind: Option<EventType>,
+    before_sequence: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<Event>> {
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE owner_id = $1 AND ($2::TEXT IS NULL OR type = $2) AND ($3::BIGINT IS NULL OR sequence < $3)
+         ORDER BY sequence DESC LIMIT $4"
+    ))
+    .bind(owner_id)
+    .bind(kind.map(|k| k.as_str()))
+    .bind(before_sequence)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Event::try_from).collect()
+}
+
+/// Oldest first, above `after_sequence`.
+pub async fn events_after(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    after_sequence: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Event>> {
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1 AND sequence > $2
+         ORDER BY sequence ASC LIMIT $3"
+    ))
+    .bind(owner_id)
+    .bind(after_sequence)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(Event::try_from).collect()
+}
+
+pub async fn request_resend(conn: &mut PgConnection, event_id: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO event_resends (event_id) VALUES ($1)")
+        .bind(event_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

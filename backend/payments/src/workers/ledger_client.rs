@@ -1,0 +1,75 @@
+//! Payments' side of the ledger's `POST /internal/payment-postings`.
+
+use std::time::Duration;
+
+use contract::ledger::{PaymentPosting, Transaction};
+use platform::internal_token::{Caller, HEADER, InternalTokens};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger is unreachable")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the ledger refused the posting with {status}: {body}")]
+    Refused {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("the ledger's answer is not a transaction")]
+    BadAnswer(#[source] reqwest::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerClient {
+    http: reqwest::Client,
+    url: String,
+    tokens: InternalTokens,
+}
+
+impl LedgerClient {
+    pub fn new(config: &platform::Config) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            url: format!(
+                "{}/internal/payment-postings",
+                config.ledger_url.trim_end_matches('/')
+            ),
+            tokens: InternalTokens::new(&config.internal_token_secret),
+        }
+    }
+
+    /// Posts once; the ledger answers the same transaction for a reference it
+    /// already recorded, so retrying after any failure cannot post twice.
+    pub async fn post(&self, posting: &PaymentPosting) -> Result<String, LedgerError> {
+        let token = self.tokens.mint(&Caller::Service {
+            name: "payments".into(),
+        });
+        let response = self
+            .http
+            .post(&self.url)
+            .header(HEADER, token)
+            .json(posting)
+            .send()
+            .await
+            .map_err(LedgerError::Unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: String = response
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(500)
+                .collect();
+            return Err(LedgerError::Refused { status, body });
+        }
+        let posted: Transaction = response.json().await.map_err(LedgerError::BadAnswer)?;
+        Ok(posted.id)
+    }
+}

@@ -1,0 +1,254 @@
+//! Moves committed events from the outbox table to the Redis events channel.
+//!
+//! A batch is locked with `FOR UPDATE SKIP LOCKED`, so several publisher
+//! processes share the work and never hold the same event. Within a batch an
+//! owner's events are published only from that owner's oldest unpublished
+//! one on, without gaps: when another publisher holds an earlier event of the
+//! owner, this one leaves the owner alone until that event is out, so each
+//! owner's events reach Redis in sequence order. The batch goes out as one
+//! MULTI/EXEC, all or nothing, and is marked published only after Redis took
+//! it; a Redis outage leaves the rows unpublished to be retried with backoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use contract::events::{Event, EventData, EventType, PublishedEvent};
+use platform::redis::Keys;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, pause, sleep};
+use crate::state::Wakeups;
+
+const BATCH: i64 = 500;
+/// How often to look for events when nothing woke the publisher, e.g.
+/// events written by another process.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("Redis refused the batch")]
+    Redis(#[from] redis::RedisError),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("an event in the outbox is not valid")]
+    Invalid(String),
+    #[error("cannot serialise an event")]
+    Serialise(#[from] serde_json::Error),
+}
+
+pub async fn run(db: PgPool, redis_url: String, keys: Keys, wake: Arc<Wakeups>, shutdown: CancellationToken) {
+    let channel = keys.events();
+    let mut redis: Option<ConnectionManager> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    let mut failing = false;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let connection = match redis.as_mut() {
+            Some(connection) => connection,
+            None => match platform::redis::connect(&redis_url).await {
+                Ok(connection) => redis.insert(connection),
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot reach Redis; events wait in the outbox");
+                        failing = true;
+                    }
+                    if !sleep(backoff.next_delay(), &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        match publish_batch(&db, connection, &channel).await {
+            Ok(published) => {
+                if failing {
+                    tracing::info!("publishing events again");
+                    failing = false;
+                }
+                backoff.reset();
+                if published < BATCH as usize && !pause(POLL, &wake.publisher, &shutdown).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %error_chain(&e), "cannot publish events; retrying with backoff");
+                    failing = true;
+                }
+                if matches!(e, PublishError::Redis(_)) {
+                    // A fresh connection on the next round, rather than
+                    // trusting one that just failed.
+                    redis = None;
+                }
+                if !sleep(backoff.next_delay(), &shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    owner_id: String,
+    sequence: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    object: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+impl OutboxRow {
+    fn message(self, resend: bool) -> Result<String, PublishError> {
+        let kind = EventType::parse(&self.kind).ok_or_else(|| PublishError::Invalid(self.kind.clone()))?;
+        let published = PublishedEvent {
+            owner_id: self.owner_id,
+            event: Event {
+                id: self.id,
+                object: "event".into(),
+                kind,
+                sequence: self.sequence,
+                created_at: self.created_at,
+                data: EventData { object: self.object },
+            },
+            resend,
+        };
+        Ok(serde_json::to_string(&published)?)
+    }
+}
+
+/// Publishes one batch of events, then one of resends; answers how many
+/// events went out.
+async fn publish_batch(
+    db: &PgPool,
+    redis: &mut ConnectionManager,
+    channel: &str,
+) -> Result<usize, PublishError> {
+    let published = publish_events(db, redis, channel).await?;
+    let resent = publish_resends(db, redis, channel).await?;
+    if published + resent > 0 {
+        metrics::counter!("payments_events_published_total").increment(published as u64);
+        metrics::counter!("payments_events_resent_total").increment(resent as u64);
+    }
+    Ok(published)
+}
+
+async fn publish_events(
+    db: &PgPool,
+    redis: &mut ConnectionManager,
+    channel: &str,
+) -> Result<usize, PublishError> {
+    let mut tx = db.begin().await?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, owner_id, sequence, type, object, created_at FROM events
+         WHERE published_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut owners: Vec<&str> = rows.iter().map(|r| r.owner_id.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let heads: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT owner_id, min(sequence) FROM events
+         WHERE published_at IS NULL AND owner_id = ANY($1) GROUP BY owner_id",
+    )
+    .bind(&owners)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The next sequence each owner may publish; an owner whose next event is
+    // held elsewhere is left out of this batch entirely.
+    let mut next: HashMap<String, Option<i64>> = heads.into_iter().map(|(o, s)| (o, Some(s))).collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in rows {
+        let expected = next.entry(row.owner_id.clone()).or_insert(None);
+        if *expected != Some(row.sequence) {
+            *expected = None;
+            continue;
+        }
+        *expected = Some(row.sequence + 1);
+        ids.push(row.id.clone());
+        messages.push(row.message(false)?);
+    }
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for message in &messages {
+        pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+    }
+    pipe.query_async::<()>(redis).await?;
+    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(messages.len())
+}
+
+async fn publish_resends(
+    db: &PgPool,
+    redis: &mut ConnectionManager,
+    channel: &str,
+) -> Result<usize, PublishError> {
+    let mut tx = db.begin().await?;
+    // A resend waits for its event's first publication, so that listeners
+    // never get the copy before the original.
+    let rows: Vec<(i64, String, String, i64, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT r.id, e.id, e.owner_id, e.sequence, e.type, e.object, e.created_at
+         FROM event_resends r JOIN events e ON e.id = r.event_id
+         WHERE r.published_at IS NULL AND e.published_at IS NOT NULL
+         ORDER BY r.id LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut resend_ids = Vec::with_capacity(rows.len());
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (resend_id, id, owner_id, sequence, kind, object, created_at) in rows {
+        resend_ids.push(resend_id);
+        let row = OutboxRow {
+            id,
+            owner_id,
+            sequence,
+            kind,
+            object,
+            created_at,
+        };
+        pipe.cmd("PUBLISH").arg(channel).arg(row.message(true)?).ignore();
+    }
+    pipe.query_async::<()>(redis).await?;
+    sqlx::query("UPDATE event_resends SET published_at = now() WHERE id = ANY($1)")
+        .bind(&resend_ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(resend_ids.len())
+}
