@@ -1,17 +1,55 @@
-//! The ledger service. Until its issue lands it answers only its health routes.
+//! The ledger service: double-entry accounts, transactions and entries, with
+//! exact balances under concurrent postings. Payments posts every succeeded
+//! payment and refund here; users read their balances and post manual
+//! journal entries between their own accounts. Every route sits behind the
+//! internal token: only the gateway and the other services reach it.
+
+mod chart;
+pub mod domain;
+mod error;
+mod posting;
+mod routes;
+mod state;
 
 use platform::health::{self, Readiness};
 use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves on `listener` until `shutdown`.
+pub use error::LedgerError;
+pub use posting::PAYMENTS_POSTER;
+pub use routes::router;
+pub use state::AppState;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/ledger");
+
+/// Connections to PostgreSQL: enough for many concurrent postings, few
+/// enough to leave room for the other services on one server.
+const POOL_SIZE: u32 = 20;
+
+/// The public routes of the ledger, for the gateway's `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    routes::ApiDoc::openapi()
+}
+
+/// Connects to the database, migrates, and serves on `listener` until `shutdown`.
 pub async fn build(
-    _config: &platform::Config,
+    config: &platform::Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    let app = health::routes(Readiness::default()).merge(platform::metrics::routes());
+    use anyhow::Context;
+    let db = platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, POOL_SIZE)
+        .await
+        .context("ledger database")?;
+    let state = AppState::new(config, db.clone()).context("ledger fee schedule")?;
+    let app = router(state)
+        .merge(health::routes(Readiness {
+            postgres: Some(db),
+            redis: None,
+        }))
+        .merge(platform::metrics::routes());
     let app = platform::http::layered(app, "ledger");
     Ok(platform::http::spawn(listener, app, shutdown)?)
 }

@@ -1,0 +1,89 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use contract::ErrorKind;
+use platform::error::{ApiError, internal_error};
+
+use crate::domain::InputError;
+
+/// Everything the ledger can answer with other than success, mapped to HTTP here only.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("no such account: {0}")]
+    AccountNotFound(String),
+    #[error(
+        "account {0} belongs to the payments chart and moves only with payments and refunds; \
+         post between accounts you created"
+    )]
+    AccountNotPostable(String),
+    #[error("no such transaction")]
+    TransactionNotFound,
+    #[error("the reference {0:?} was already used for a different posting")]
+    ReferenceReused(String),
+    #[error("transaction {original} was already reversed by {reversal}")]
+    AlreadyReversed { original: String, reversal: String },
+    #[error("transaction {0} was not posted by you; only your own postings can be reversed")]
+    NotReversible(String),
+    #[error("transaction {0} is itself a reversal; post a new transaction instead")]
+    ReversalOfReversal(String),
+    #[error("the posting would take account {0} below zero, and it must not go negative")]
+    InsufficientFunds(String),
+    #[error("no such entry in this account: {0}")]
+    InvalidCursor(String),
+    #[error("limit must be between 1 and 100, not {0}")]
+    InvalidLimit(i64),
+    #[error("the ledger is too busy to take this posting; retry it with the same reference")]
+    Contention(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl LedgerError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            Self::Input(e) => ApiError::invalid_param(e.code(), e.param(), message),
+            Self::AccountNotFound(_) => {
+                let mut error = ApiError::not_found("account");
+                error.body.error.message = message;
+                error
+            }
+            Self::AccountNotPostable(_) => ApiError::invalid("account_not_postable", message),
+            Self::TransactionNotFound => ApiError::not_found("transaction"),
+            Self::ReferenceReused(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorKind::IdempotencyError,
+                "reference_reused",
+                message,
+            ),
+            Self::AlreadyReversed { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorKind::InvalidRequestError,
+                "already_reversed",
+                message,
+            ),
+            Self::NotReversible(_) => ApiError::invalid("not_reversible", message),
+            Self::ReversalOfReversal(_) => ApiError::invalid("reversal_not_reversible", message),
+            Self::InsufficientFunds(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::InvalidRequestError,
+                "insufficient_funds",
+                message,
+            ),
+            Self::InvalidCursor(_) => ApiError::invalid_param("invalid_cursor", "starting_after", message),
+            Self::InvalidLimit(_) => ApiError::invalid_param("invalid_limit", "limit", message),
+            Self::Contention(e) => {
+                tracing::warn!(error = %e, "gave up a posting after repeated conflicts");
+                ApiError::unavailable("ledger_busy", message)
+            }
+            Self::Database(e) => internal_error("ledger database", e),
+        }
+    }
+}
+
+impl IntoResponse for LedgerError {
+    fn into_response(self) -> Response {
+        self.to_api_error().into_response()
+    }
+}

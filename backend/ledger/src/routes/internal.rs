@@ -1,0 +1,134 @@
+//! What other services (payments) and operators ask of the ledger.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use contract::ledger::{Metadata, PaymentPosting, PaymentPostingKind, Transaction, TrialBalanceLine};
+use contract::money::Currency;
+use platform::error::Json;
+use platform::internal_token::{Caller, Internal};
+use serde_json::json;
+
+use crate::domain::{Amount, Description, InputError, Journal, Leg, Reference};
+use crate::posting::{self, NewTransaction, PAYMENTS_POSTER, Posted};
+use crate::{AppState, LedgerError};
+
+/// Posts a succeeded payment or a refund, once per reference.
+///
+/// A payment of A with fee F = min(A, round_half_even(A * bp / 10000) + fixed):
+/// debit platform clearing A, credit the merchant's balance A - F, credit
+/// platform fee revenue F (a zero leg is left out). A refund of R: debit the
+/// merchant's balance R, credit platform clearing R; the fee is kept.
+#[tracing::instrument(skip_all, fields(reference = %body.reference, kind = body.kind.as_str()))]
+pub async fn payment_posting(
+    State(state): State<AppState>,
+    Internal(_): Internal,
+    Json(body): Json<PaymentPosting>,
+) -> Result<(StatusCode, Json<Transaction>), LedgerError> {
+    let reference = Reference::parse(&body.reference)?;
+    if !contract::ids::has_prefix(&body.merchant_id, contract::ids::USER) {
+        return Err(InputError::MerchantId.into());
+    }
+    let amount = Amount::parse(body.amount)?;
+    let currency = Currency::parse(&body.currency).map_err(InputError::from)?;
+    let accounts = state
+        .chart
+        .payment_accounts(&state.db, &body.merchant_id, currency)
+        .await?;
+    let leg = |account: &str, direction, amount: i64| {
+        Amount::parse(amount).ok().map(|amount| Leg {
+            account_id: account.to_owned(),
+            direction,
+            amount,
+            currency,
+        })
+    };
+    use contract::ledger::Direction::{Credit, Debit};
+    let legs: Vec<Leg> = match body.kind {
+        PaymentPostingKind::Payment => {
+            let fee = state.fees.fee(amount);
+            [
+                leg(&accounts.clearing, Debit, amount.get()),
+                leg(&accounts.merchant_balance, Credit, amount.get() - fee),
+                leg(&accounts.fee_revenue, Credit, fee),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        }
+        PaymentPostingKind::Refund => [
+            leg(&accounts.merchant_balance, Debit, amount.get()),
+            leg(&accounts.clearing, Credit, amount.get()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    let journal = Journal::new(legs)?;
+    let kind = body.kind.as_str();
+    let metadata: Metadata = [
+        ("kind".to_owned(), kind.to_owned()),
+        ("merchant_id".to_owned(), body.merchant_id.clone()),
+    ]
+    .into();
+    let description = format!("{kind} {}", reference.as_str());
+    let new = NewTransaction {
+        poster: PAYMENTS_POSTER.to_owned(),
+        request: json!({
+            "merchant_id": body.merchant_id,
+            "kind": kind,
+            "amount": amount.get(),
+            "currency": currency.code(),
+        }),
+        reference,
+        description: Description::parse(Some(&description))?,
+        metadata,
+        reverses: None,
+        journal,
+    };
+    Ok(match posting::post(&state.db, new).await? {
+        Posted::Created(transaction) => (StatusCode::CREATED, Json(transaction)),
+        Posted::Replayed(transaction) => (StatusCode::OK, Json(transaction)),
+    })
+}
+
+/// Debits and credits over every entry, per currency: equal, always.
+#[tracing::instrument(skip_all)]
+pub async fn trial_balance(
+    State(state): State<AppState>,
+    Internal(_): Internal,
+) -> Result<Json<Vec<TrialBalanceLine>>, LedgerError> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT currency,
+                coalesce(sum(amount) FILTER (WHERE direction = 'debit'), 0)::BIGINT,
+                coalesce(sum(amount) FILTER (WHERE direction = 'credit'), 0)::BIGINT
+         FROM entries GROUP BY currency ORDER BY currency",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(currency, debits, credits)| TrialBalanceLine {
+                currency,
+                debits,
+                credits,
+            })
+            .collect(),
+    ))
+}
+
+/// A user looks up their own references; a service, the payments postings.
+#[tracing::instrument(skip_all, fields(reference = %reference))]
+pub async fn transaction_by_reference(
+    State(state): State<AppState>,
+    Internal(caller): Internal,
+    Path(reference): Path<String>,
+) -> Result<Json<Transaction>, LedgerError> {
+    let poster = match &caller {
+        Caller::User { user_id, .. } => user_id.as_str(),
+        Caller::Service { .. } | Caller::Anonymous => PAYMENTS_POSTER,
+    };
+    let stored = posting::load_by_reference(&state.db, poster, &reference)
+        .await?
+        .ok_or(LedgerError::TransactionNotFound)?;
+    Ok(Json(stored.transaction))
+}

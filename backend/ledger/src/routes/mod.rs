@@ -1,0 +1,42 @@
+//! One module per resource; each owns its routes.
+
+mod accounts;
+mod internal;
+mod transactions;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    accounts::create,
+    accounts::list,
+    accounts::retrieve,
+    accounts::entries,
+    transactions::post,
+    transactions::retrieve,
+    transactions::reverse,
+))]
+pub(crate) struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/ledger/accounts", post(accounts::create).get(accounts::list))
+        .route("/v1/ledger/accounts/{id}", get(accounts::retrieve))
+        .route("/v1/ledger/accounts/{id}/entries", get(accounts::entries))
+        .route("/v1/ledger/transactions", post(transactions::post))
+        .route("/v1/ledger/transactions/{id}", get(transactions::retrieve))
+        .route(
+            "/v1/ledger/transactions/{id}/reverse",
+            post(transactions::reverse),
+        )
+        .route("/internal/payment-postings", post(internal::payment_posting))
+        .route("/internal/trial-balance", get(internal::trial_balance))
+        .route(
+            "/internal/transactions/by-reference/{reference}",
+            get(internal::transaction_by_reference),
+        )
+        .with_state(state)
+}

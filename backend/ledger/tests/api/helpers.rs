@@ -1,0 +1,227 @@
+use platform::internal_token::{Caller, HEADER, InternalTokens};
+use platform::testing::{TestDatabase, config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestLedger {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tokens: InternalTokens,
+    pub config: platform::Config,
+    shutdown: CancellationToken,
+    pub db: TestDatabase,
+}
+
+impl Drop for TestLedger {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestLedger {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+        let mut config = config();
+        let db = TestDatabase::reserve("ledger");
+        config.ledger_database_url = db.url.clone();
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = ledger::build(&config, listener, shutdown.clone())
+            .await
+            .expect("ledger starts");
+        Self {
+            base: format!("http://{}", server.local_addr),
+            http: reqwest::Client::new(),
+            tokens: InternalTokens::new(&config.internal_token_secret),
+            config,
+            shutdown,
+            db,
+        }
+    }
+
+    /// A pool for speaking SQL to the ledger's database directly.
+    pub async fn sql(&self) -> PgPool {
+        self.db.pool().await
+    }
+
+    pub fn request(&self, method: Method, path: &str, caller: &Caller) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(HEADER, self.tokens.mint(caller))
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        caller: &Caller,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self.send_raw(method, path, caller, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The status and the exact body text, to compare answers byte for byte.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        caller: &Caller,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let mut request = self.request(method, path, caller);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the ledger answers");
+        let status = response.status();
+        (status, response.text().await.expect("a body"))
+    }
+
+    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, caller, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, caller: &Caller) -> (StatusCode, Value) {
+        self.send(Method::GET, path, caller, None).await
+    }
+
+    pub async fn create_account(&self, owner: &Caller, name: &str, kind: &str, currency: &str) -> String {
+        self.create_account_with(owner, json!({"name": name, "type": kind, "currency": currency}))
+            .await
+    }
+
+    pub async fn create_account_with(&self, owner: &Caller, body: Value) -> String {
+        let (status, body) = self.post("/v1/ledger/accounts", owner, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().expect("an account id").to_owned()
+    }
+
+    pub async fn account(&self, owner: &Caller, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/ledger/accounts/{id}"), owner).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn balance(&self, owner: &Caller, id: &str) -> i64 {
+        self.account(owner, id).await["balance"]
+            .as_i64()
+            .expect("a balance")
+    }
+
+    /// A two-legged manual posting: debit `to`, credit `from`.
+    pub async fn transfer(
+        &self,
+        owner: &Caller,
+        reference: &str,
+        to: &str,
+        from: &str,
+        amount: i64,
+    ) -> (StatusCode, Value) {
+        self.post(
+            "/v1/ledger/transactions",
+            owner,
+            json!({
+                "reference": reference,
+                "entries": [
+                    {"account_id": to, "direction": "debit", "amount": amount},
+                    {"account_id": from, "direction": "credit", "amount": amount},
+                ],
+            }),
+        )
+        .await
+    }
+
+    pub async fn trial_balance(&self) -> Value {
+        let (status, body) = self.get("/internal/trial-balance", &payments()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn payment_posting(&self, body: Value) -> (StatusCode, Value) {
+        self.post("/internal/payment-postings", &payments(), body).await
+    }
+}
+
+pub fn user(id: &str) -> Caller {
+    Caller::User {
+        user_id: id.into(),
+        api_key_id: None,
+    }
+}
+
+pub fn payments() -> Caller {
+    Caller::Service {
+        name: "payments".into(),
+    }
+}
+
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// Checks the books from the database itself: every account's balance and
+/// entry count equal what its entries say, its statement runs without a gap,
+/// and debits equal credits per currency.
+pub async fn assert_books_consistent(pool: &PgPool) {
+    let mismatched: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT a.id, a.balance, coalesce(s.sum, 0)::BIGINT, a.entry_count, coalesce(s.n, 0)
+         FROM accounts a LEFT JOIN (
+             SELECT e.account_id,
+                    sum(CASE WHEN (acc.type IN ('asset', 'expense')) = (e.direction = 'debit')
+                             THEN e.amount ELSE -e.amount END) AS sum,
+                    count(*) AS n
+             FROM entries e JOIN accounts acc ON acc.id = e.account_id GROUP BY e.account_id
+         ) s ON s.account_id = a.id
+         WHERE a.balance <> coalesce(s.sum, 0) OR a.entry_count <> coalesce(s.n, 0)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("compare balances with entries");
+    assert!(
+        mismatched.is_empty(),
+        "balances differ from their entries: {mismatched:?}"
+    );
+
+    let broken_statements: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT account_id, entry_number FROM (
+             SELECT account_id, entry_number, balance_after,
+                    lag(balance_after, 1, 0::BIGINT) OVER w AS before,
+                    row_number() OVER w AS expected_number,
+                    CASE WHEN (a.type IN ('asset', 'expense')) = (e.direction = 'debit')
+                         THEN e.amount ELSE -e.amount END AS change
+             FROM entries e JOIN accounts a ON a.id = e.account_id
+             WINDOW w AS (PARTITION BY e.account_id ORDER BY e.entry_number)
+         ) s WHERE balance_after <> before + change OR entry_number <> expected_number",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("walk the statements");
+    assert!(
+        broken_statements.is_empty(),
+        "running balances break at {broken_statements:?}"
+    );
+
+    let unbalanced: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT currency, sum(CASE direction WHEN 'debit' THEN amount ELSE -amount END)::BIGINT
+         FROM entries GROUP BY currency
+         HAVING sum(CASE direction WHEN 'debit' THEN amount ELSE -amount END) <> 0",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("trial balance");
+    assert!(unbalanced.is_empty(), "debits and credits differ: {unbalanced:?}");
+}
+
+/// Every line of the trial balance has equal debits and credits.
+pub fn assert_trial_balance_zero(lines: &Value) {
+    for line in lines.as_array().expect("a list of lines") {
+        assert_eq!(line["debits"], line["credits"], "{line}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The ledger through its HTTP routes, on a fresh database per test, with the
+//! internal token the gateway (or payments) would attach; and the rules the
+//! database enforces, tried directly in SQL.
+
+mod accounts;
+mod concurrency;
+mod database_rules;
+mod helpers;
+mod payments;
+mod properties;
+mod transactions;
