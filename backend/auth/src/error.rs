@@ -45,7 +45,7 @@ impl AuthError {
         let message = self.to_string();
         match self {
             Self::Email(_) => ApiError::invalid_param("invalid_email", "email", message),
-            Self::Password(PasswordError::TooLong) => {
+            Self::Password(PasswordError::Long) => {
                 ApiError::invalid_param("password_too_long", "password", message)
             }
             Self::Password(_) => ApiError::invalid_param("password_too_weak", "password", message),

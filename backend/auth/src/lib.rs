@@ -17,6 +17,12 @@ pub use error::AuthError;
 pub use routes::router;
 pub use state::AppState;
 
+/// The public routes of auth, for the gateway's `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    routes::ApiDoc::openapi()
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
 
 /// Connects to the stores, migrates, and serves on `listener` until `shutdown`.

@@ -1,17 +1,52 @@
-//! The gateway service. Until its issue lands it answers only its health routes.
+//! The gateway: the platform's one public door. It authenticates callers
+//! (API keys, session tokens), applies rate limits, forwards to the services
+//! with an internal token, and streams events over WebSocket.
 
+mod authn;
+mod error;
+mod key_cache;
+mod openapi;
+mod proxy;
+mod rate_limit;
+mod routes;
+mod state;
+mod stream;
+
+use std::time::Duration;
+
+use anyhow::Context;
 use platform::health::{self, Readiness};
 use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves on `listener` until `shutdown`.
+pub use error::GatewayError;
+pub use routes::router;
+pub use state::AppState;
+
+/// Connects to Redis, starts the one event subscription of this process, and
+/// serves on `listener` until `shutdown`.
 pub async fn build(
-    _config: &platform::Config,
+    config: &platform::Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    let app = health::routes(Readiness::default()).merge(platform::metrics::routes());
+    let redis = platform::redis::connect(&config.redis_url)
+        .await
+        .context("the gateway cannot reach Redis")?;
+    let state = AppState::new(config, redis.clone(), shutdown.clone())?;
+    let listening = stream::listener::spawn(state.clone(), config.redis_url.clone(), shutdown.clone());
+    // Streams opened before the subscription exists could miss events.
+    tokio::time::timeout(Duration::from_secs(5), listening)
+        .await
+        .context("the gateway could not subscribe to events in Redis")?
+        .context("the event subscription stopped before it started")?;
+    let app = router(state)
+        .merge(health::routes(Readiness {
+            postgres: None,
+            redis: Some(redis),
+        }))
+        .merge(platform::metrics::routes());
     let app = platform::http::layered(app, "gateway");
     Ok(platform::http::spawn(listener, app, shutdown)?)
 }

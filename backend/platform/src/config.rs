@@ -45,6 +45,8 @@ pub struct Config {
     /// Keys the SHA-256 under which API keys are stored.
     pub api_key_hash_secret: SecretString,
     pub rate_limit_per_minute: u32,
+    /// The fixed window the rate limits count in; a minute unless tests shorten it.
+    pub rate_limit_window: Duration,
     /// Requests a minute allowed per client address on login and registration.
     pub auth_rate_limit_per_minute: u32,
     pub gateway_addr: SocketAddr,
@@ -159,6 +161,7 @@ impl Config {
             api_key_hash_secret: read_secret(lookup, "API_KEY_HASH_SECRET", DEV_API_KEY_HASH_SECRET)?,
             rate_limit_per_minute: read(lookup, "RATE_LIMIT_PER_MINUTE", 100)?,
             auth_rate_limit_per_minute: read(lookup, "AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
+            rate_limit_window: read_seconds(lookup, "RATE_LIMIT_WINDOW_SECONDS", 60)?,
             auth_url: read_string(lookup, "AUTH_URL", &format!("http://{auth_addr}")),
             payments_url: read_string(lookup, "PAYMENTS_URL", &format!("http://{payments_addr}")),
             ledger_url: read_string(lookup, "LEDGER_URL", &format!("http://{ledger_addr}")),

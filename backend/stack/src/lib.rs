@@ -16,6 +16,8 @@ pub struct Stack {
     pub auth: SocketAddr,
     pub payments: SocketAddr,
     pub ledger: SocketAddr,
+    /// The configuration the services run with, with the real addresses.
+    pub config: Config,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
@@ -54,6 +56,7 @@ impl Stack {
             auth: auth.local_addr,
             payments: payments.local_addr,
             ledger: ledger.local_addr,
+            config,
             tasks: vec![
                 ("gateway", gateway.task),
                 ("auth", auth.task),

@@ -15,25 +15,25 @@ impl std::fmt::Debug for Password {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
     #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
-    TooShort,
+    Short,
     #[error("a password can be at most {MAX_PASSWORD_BYTES} bytes (bcrypt ignores the rest)")]
-    TooLong,
+    Long,
     #[error("a password cannot be only spaces or one repeated character")]
-    TooSimple,
+    Simple,
 }
 
 impl Password {
     pub fn parse(raw: String) -> Result<Self, PasswordError> {
         if raw.len() > MAX_PASSWORD_BYTES {
-            return Err(PasswordError::TooLong);
+            return Err(PasswordError::Long);
         }
         if raw.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(PasswordError::TooShort);
+            return Err(PasswordError::Short);
         }
         let mut chars = raw.chars();
         let first = chars.next();
         if raw.trim().is_empty() || chars.all(|c| Some(c) == first) {
-            return Err(PasswordError::TooSimple);
+            return Err(PasswordError::Simple);
         }
         Ok(Self(raw))
     }
@@ -51,21 +51,21 @@ mod tests {
     fn enforces_the_policy() {
         assert_eq!(
             Password::parse("short".into()).err(),
-            Some(PasswordError::TooShort)
+            Some(PasswordError::Short)
         );
         assert_eq!(
             Password::parse("a".repeat(73)).err(),
-            Some(PasswordError::TooLong)
+            Some(PasswordError::Long)
         );
         // The limit is in bytes: 23 three-byte characters and 3 letters are 72.
         assert!(Password::parse(format!("{}abc", "€".repeat(23))).is_ok());
         assert_eq!(
             Password::parse(format!("{}abcd", "€".repeat(23))).err(),
-            Some(PasswordError::TooLong)
+            Some(PasswordError::Long)
         );
         assert_eq!(
             Password::parse("aaaaaaaaaaaa".into()).err(),
-            Some(PasswordError::TooSimple)
+            Some(PasswordError::Simple)
         );
         assert!(Password::parse("correct horse battery".into()).is_ok());
     }

@@ -21,7 +21,7 @@ struct KeyRow {
 #[tracing::instrument(skip_all)]
 pub async fn verify_api_key(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _gateway: Internal,
     Json(request): Json<VerifyApiKeyRequest>,
 ) -> Result<Json<VerifiedApiKey>, AuthError> {
     let lookup_id = api_key_lookup_id(&request.key).ok_or(AuthError::InvalidApiKey)?;

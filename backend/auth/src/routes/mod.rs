@@ -10,6 +10,20 @@ use axum::routing::{delete, get, post};
 
 use crate::AppState;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    users::register,
+    users::login,
+    users::refresh,
+    users::me,
+    api_keys::create,
+    api_keys::list,
+    api_keys::revoke,
+    webhooks::secret,
+    webhooks::roll,
+))]
+pub(crate) struct ApiDoc;
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/auth/register", post(users::register))

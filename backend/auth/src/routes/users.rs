@@ -28,10 +28,12 @@ impl From<UserRow> for User {
     }
 }
 
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = contract::auth::Credentials,
+    responses((status = 201, body = User), (status = 400, body = contract::ErrorBody), (status = 409, body = contract::ErrorBody), (status = 429, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _gateway: Internal,
     Json(credentials): Json<Credentials>,
 ) -> Result<(StatusCode, Json<User>), AuthError> {
     let email = Email::parse(&credentials.email)?;
@@ -80,10 +82,12 @@ async fn dummy_hash(cost: u32) -> Result<String, AuthError> {
         .cloned()
 }
 
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = contract::auth::Credentials,
+    responses((status = 200, body = TokenPair), (status = 401, body = contract::ErrorBody), (status = 429, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _gateway: Internal,
     Json(credentials): Json<Credentials>,
 ) -> Result<Json<TokenPair>, AuthError> {
     let email = Email::parse(&credentials.email)?;
@@ -175,10 +179,12 @@ struct RefreshRow {
     usable: bool,
 }
 
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _gateway: Internal,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
     let mut tx = state.db.begin().await?;
@@ -217,6 +223,8 @@ pub async fn refresh(
     Ok(Json(tokens))
 }
 
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("session" = [])),
+    responses((status = 200, body = User), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn me(State(state): State<AppState>, caller: UserCaller) -> Result<Json<User>, AuthError> {
     let user: Option<UserRow> = sqlx::query_as("SELECT id, email, created_at FROM users WHERE id = $1")

@@ -6,6 +6,8 @@ use platform::internal_token::UserCaller;
 use crate::domain::secrets::new_webhook_secret;
 use crate::{AppState, AuthError};
 
+#[utoipa::path(get, path = "/v1/webhooks/secret", tag = "webhooks", security(("api_key" = [])),
+    responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn secret(
     State(state): State<AppState>,
@@ -20,6 +22,8 @@ pub async fn secret(
         .ok_or(AuthError::UserNotFound)
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/secret/roll", tag = "webhooks", security(("api_key" = [])),
+    responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn roll(
     State(state): State<AppState>,

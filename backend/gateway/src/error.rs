@@ -1,0 +1,98 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use contract::ErrorKind;
+use platform::error::ApiError;
+
+use crate::rate_limit::Verdict;
+
+/// What the gateway itself answers; upstream answers pass through untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no API key: send Authorization: Bearer sk_test_...")]
+    MissingApiKey,
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("this route needs a session: send Authorization: Bearer <access token from /auth/login>")]
+    MissingSession,
+    #[error("the session token is not valid")]
+    InvalidSession,
+    #[error("the session has expired; refresh it at /auth/refresh")]
+    SessionExpired,
+    #[error("too many requests; retry after {} seconds", .0.reset_seconds)]
+    RateLimited(Verdict),
+    #[error("{0} is not available right now")]
+    UpstreamUnavailable(&'static str),
+    #[error("{0} did not answer in time")]
+    UpstreamTimeout(&'static str),
+    #[error("{0} gave an answer the gateway could not relay")]
+    BadGateway(&'static str),
+    #[error("the request body is too large")]
+    BodyTooLarge,
+    #[error("{0}")]
+    InvalidStreamRequest(String),
+    #[error("no such event")]
+    UnknownEvent,
+    #[error("the event stream is reconnecting to its source; try again shortly")]
+    StreamUnavailable,
+}
+
+impl GatewayError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            Self::MissingApiKey => ApiError::unauthenticated("missing_api_key", message),
+            Self::InvalidApiKey => ApiError::unauthenticated("invalid_api_key", message),
+            Self::MissingSession => ApiError::unauthenticated("missing_session", message),
+            Self::InvalidSession => ApiError::unauthenticated("invalid_session", message),
+            Self::SessionExpired => ApiError::unauthenticated("session_expired", message),
+            Self::RateLimited(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::RateLimitError,
+                "rate_limit_exceeded",
+                message,
+            ),
+            Self::UpstreamUnavailable(_) => ApiError::unavailable("upstream_unavailable", message),
+            Self::UpstreamTimeout(_) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorKind::ApiError,
+                "upstream_timeout",
+                message,
+            ),
+            Self::BadGateway(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorKind::ApiError,
+                "bad_gateway",
+                message,
+            ),
+            Self::BodyTooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::InvalidRequestError,
+                "body_too_large",
+                message,
+            ),
+            Self::InvalidStreamRequest(_) => ApiError::invalid("invalid_stream_request", message),
+            Self::UnknownEvent => ApiError::not_found("event"),
+            Self::StreamUnavailable => ApiError::unavailable("stream_unavailable", message),
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = self.to_api_error().into_response();
+        if let Self::RateLimited(verdict) = &self {
+            verdict.write_headers(response.headers_mut());
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                verdict.reset_seconds.max(1).into(),
+            );
+        }
+        if let Self::UpstreamUnavailable(upstream)
+        | Self::UpstreamTimeout(upstream)
+        | Self::BadGateway(upstream) = &self
+        {
+            metrics::counter!("gateway_upstream_errors_total", "upstream" => *upstream).increment(1);
+        }
+        response
+    }
+}

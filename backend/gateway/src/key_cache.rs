@@ -1,0 +1,132 @@
+//! Verified API keys, held briefly so that a request does not cost a call to
+//! auth. Entries are keyed by a SHA-256 of the key, never the key itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub key_id: Option<String>,
+}
+
+pub type KeyDigest = [u8; 32];
+
+pub fn digest(key: &str) -> KeyDigest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<KeyDigest, (Principal, Instant)>>,
+    /// Bumped by every eviction, so that a verification that started before
+    /// a revocation cannot put the revoked key back.
+    generation: AtomicU64,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<KeyDigest, (Principal, Instant)>> {
+        // A panic while holding the lock leaves a map that is still valid.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, digest: &KeyDigest) -> Option<Principal> {
+        let mut entries = self.entries();
+        match entries.get(digest) {
+            Some((principal, at)) if at.elapsed() < self.ttl => Some(principal.clone()),
+            Some(_) => {
+                entries.remove(digest);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches a verification that began at `generation`, unless keys were
+    /// evicted since.
+    pub fn insert(&self, digest: KeyDigest, principal: Principal, generation: u64) {
+        let mut entries = self.entries();
+        if self.generation() != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (principal, Instant::now()));
+    }
+
+    /// Drops every entry of a revoked key.
+    pub fn evict_key(&self, key_id: &str) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, (principal, _)| principal.key_id.as_deref() != Some(key_id));
+    }
+
+    /// Forgets everything: after a gap in the revocation broadcast, any entry
+    /// may be stale.
+    pub fn clear(&self) {
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(key: &str) -> Principal {
+        Principal {
+            user_id: "usr_1".into(),
+            key_id: Some(key.into()),
+        }
+    }
+
+    #[test]
+    fn evicts_by_key_id_and_expires() {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        cache.insert(digest("a"), principal("key_a"), cache.generation());
+        cache.insert(digest("b"), principal("key_b"), cache.generation());
+        cache.evict_key("key_a");
+        assert_eq!(cache.get(&digest("a")), None);
+        assert_eq!(cache.get(&digest("b")), Some(principal("key_b")));
+
+        let expired = KeyCache::new(Duration::ZERO);
+        expired.insert(digest("a"), principal("key_a"), expired.generation());
+        assert_eq!(expired.get(&digest("a")), None);
+    }
+
+    #[test]
+    fn a_verification_older_than_a_revocation_is_not_cached() {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        let started = cache.generation();
+        cache.evict_key("key_a");
+        cache.insert(digest("a"), principal("key_a"), started);
+        assert_eq!(cache.get(&digest("a")), None);
+    }
+}

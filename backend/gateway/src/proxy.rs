@@ -1,0 +1,122 @@
+//! Forwarding to a service: the caller's credentials stay here, a fresh
+//! internal token goes along, and the service's answer comes back as it was.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::internal_token::Caller;
+
+use crate::key_cache::Principal;
+use crate::{AppState, GatewayError};
+
+const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Request headers a service may need; everything else, credentials above
+/// all, stays at the gateway.
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("idempotency-key"),
+    platform::http::REQUEST_ID,
+];
+const FORWARDED_RESPONSE_HEADERS: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::RETRY_AFTER,
+    header::LOCATION,
+    HeaderName::from_static("idempotent-replayed"),
+];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Upstream {
+    Auth,
+    Payments,
+    Ledger,
+}
+
+impl Upstream {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Payments => "payments",
+            Self::Ledger => "ledger",
+        }
+    }
+}
+
+pub async fn to_auth(State(state): State<AppState>, req: Request) -> Response {
+    forward(&state, Upstream::Auth, req).await.into_response()
+}
+
+pub async fn to_payments(State(state): State<AppState>, req: Request) -> Response {
+    forward(&state, Upstream::Payments, req).await.into_response()
+}
+
+pub async fn to_ledger(State(state): State<AppState>, req: Request) -> Response {
+    forward(&state, Upstream::Ledger, req).await.into_response()
+}
+
+pub fn upstream_error(upstream: &'static str, error: &reqwest::Error) -> GatewayError {
+    tracing::warn!(upstream, error = %error, "upstream call failed");
+    if error.is_timeout() {
+        GatewayError::UpstreamTimeout(upstream)
+    } else if error.is_connect() {
+        GatewayError::UpstreamUnavailable(upstream)
+    } else {
+        GatewayError::BadGateway(upstream)
+    }
+}
+
+async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<Response, GatewayError> {
+    let base = match upstream {
+        Upstream::Auth => &state.upstreams.auth,
+        Upstream::Payments => &state.upstreams.payments,
+        Upstream::Ledger => &state.upstreams.ledger,
+    };
+    let caller = match req.extensions().get::<Principal>() {
+        Some(principal) => Caller::User {
+            user_id: principal.user_id.clone(),
+            api_key_id: principal.key_id.clone(),
+        },
+        None => Caller::Anonymous,
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let body = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
+        .await
+        .map_err(|_| GatewayError::BodyTooLarge)?;
+
+    let mut request = state
+        .http
+        .request(parts.method.clone(), format!("{base}{path}"))
+        .header(
+            platform::internal_token::HEADER,
+            state.internal_tokens.mint(&caller),
+        );
+    for name in &FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = parts.headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| upstream_error(upstream.name(), &e))?;
+
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .map_err(|_| GatewayError::BadGateway(upstream.name()))?;
+    let mut builder = Response::builder().status(status);
+    for name in &FORWARDED_RESPONSE_HEADERS {
+        if let Some(value) = response.headers().get(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| upstream_error(upstream.name(), &e))?;
+    builder
+        .body(Body::from(bytes))
+        .map_err(|_| GatewayError::BadGateway(upstream.name()))
+}

@@ -1,0 +1,88 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::internal_token::InternalTokens;
+use platform::redis::Keys;
+use platform::session::SessionTokens;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use crate::key_cache::KeyCache;
+use crate::rate_limit::RateLimiter;
+use crate::stream::hub::Hub;
+
+/// How long a verified API key is trusted without asking auth again. A
+/// revocation broadcast evicts it sooner; this bounds staleness when Redis
+/// cannot deliver that broadcast.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+const STREAM_BUFFER: usize = 256;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) http: reqwest::Client,
+    pub(crate) upstreams: Arc<Upstreams>,
+    pub(crate) internal_tokens: InternalTokens,
+    pub(crate) sessions: SessionTokens,
+    pub(crate) keys: Keys,
+    pub(crate) key_cache: Arc<KeyCache>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) limits: Limits,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub per_key: u32,
+    pub per_address: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Upstreams {
+    pub auth: String,
+    pub payments: String,
+    pub ledger: String,
+}
+
+impl AppState {
+    pub fn new(
+        config: &platform::Config,
+        redis: ConnectionManager,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(UPSTREAM_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        let keys = Keys::new(config.redis_prefix.clone());
+        Ok(Self {
+            http,
+            upstreams: Arc::new(Upstreams {
+                auth: config.auth_url.trim_end_matches('/').to_owned(),
+                payments: config.payments_url.trim_end_matches('/').to_owned(),
+                ledger: config.ledger_url.trim_end_matches('/').to_owned(),
+            }),
+            internal_tokens: InternalTokens::new(&config.internal_token_secret),
+            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
+            key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
+            limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
+            limits: Limits {
+                per_key: config.rate_limit_per_minute,
+                per_address: config.auth_rate_limit_per_minute,
+            },
+            keys,
+            hub: Arc::new(Hub::new(STREAM_BUFFER)),
+            shutdown,
+        })
+    }
+}
+
+impl axum::extract::FromRef<AppState> for InternalTokens {
+    fn from_ref(state: &AppState) -> Self {
+        state.internal_tokens.clone()
+    }
+}

@@ -1,0 +1,257 @@
+//! `GET /v1/events/stream`: a WebSocket of the caller's events. A client that
+//! names the last event it saw gets every later event exactly once: the
+//! stream subscribes to live events first, replays the gap from payments,
+//! then goes live, dropping what the replay already sent.
+
+pub mod hub;
+pub mod listener;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use contract::List;
+use contract::events::{Event, EventType, StreamFrame};
+use platform::error::Query;
+use platform::internal_token::Caller;
+use serde::Deserialize;
+
+use crate::key_cache::Principal;
+use crate::{AppState, GatewayError};
+use hub::Subscription;
+
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// A client that cannot take a frame in this long is cut off.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLAY_PAGE: usize = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamParams {
+    last_event_id: Option<String>,
+    /// Comma-separated event types; all types when absent.
+    types: Option<String>,
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<StreamParams>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, GatewayError> {
+    let types = match params.types.as_deref() {
+        None | Some("") => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|name| {
+                    EventType::parse(name.trim()).ok_or_else(|| {
+                        GatewayError::InvalidStreamRequest(format!("unknown event type {name:?}"))
+                    })
+                })
+                .collect::<Result<HashSet<_>, _>>()?,
+        ),
+    };
+    if !state.hub.is_live() {
+        return Err(GatewayError::StreamUnavailable);
+    }
+    // Subscribe before looking back, so that nothing published meanwhile is lost.
+    let subscription = state.hub.subscribe(&principal.user_id);
+    let after = match &params.last_event_id {
+        Some(id) => Some(event_sequence(&state, &principal, id).await?),
+        None => None,
+    };
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        Stream {
+            socket,
+            context: Context {
+                state,
+                principal,
+                types,
+            },
+        }
+        .run(subscription, after)
+        .await;
+    }))
+}
+
+fn caller(principal: &Principal) -> Caller {
+    Caller::User {
+        user_id: principal.user_id.clone(),
+        api_key_id: principal.key_id.clone(),
+    }
+}
+
+async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Result<i64, GatewayError> {
+    if !contract::ids::has_prefix(id, contract::ids::EVENT) {
+        return Err(GatewayError::UnknownEvent);
+    }
+    let response = state
+        .http
+        .get(format!("{}/v1/events/{id}", state.upstreams.payments))
+        .header(
+            platform::internal_token::HEADER,
+            state.internal_tokens.mint(&caller(principal)),
+        )
+        .send()
+        .await
+        .map_err(|e| crate::proxy::upstream_error("payments", &e))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Err(GatewayError::UnknownEvent);
+    }
+    if !response.status().is_success() {
+        return Err(GatewayError::BadGateway("payments"));
+    }
+    let event: Event = response
+        .json()
+        .await
+        .map_err(|_| GatewayError::BadGateway("payments"))?;
+    Ok(event.sequence)
+}
+
+struct Stream {
+    socket: WebSocket,
+    context: Context,
+}
+
+/// What a stream knows besides its socket, kept apart so that it can be
+/// borrowed across awaits while the socket is in use.
+struct Context {
+    state: AppState,
+    principal: Principal,
+    types: Option<HashSet<EventType>>,
+}
+
+enum End {
+    Close(u16, &'static str),
+    Gone,
+}
+
+impl Stream {
+    async fn run(mut self, mut subscription: Subscription, after: Option<i64>) {
+        let end = match self.stream(&mut subscription, after).await {
+            Ok(end) => end,
+            Err(end) => end,
+        };
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    async fn stream(&mut self, subscription: &mut Subscription, after: Option<i64>) -> Result<End, End> {
+        let mut last_sent = after.unwrap_or(0);
+        let mut replayed = 0;
+        if let Some(after) = after {
+            let mut cursor = after;
+            loop {
+                let page = self.context.missed_since(cursor).await?;
+                for event in page.data {
+                    cursor = event.sequence;
+                    if self.context.wanted(&event) {
+                        self.send(&StreamFrame::Event { event, resend: false }).await?;
+                        replayed += 1;
+                    }
+                }
+                if !page.has_more {
+                    break;
+                }
+            }
+            last_sent = cursor;
+        }
+        self.send(&StreamFrame::Ready { replayed }).await?;
+
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let shutdown = self.context.state.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(End::Close(close_code::AWAY, "the gateway is shutting down")),
+                delivery = subscription.events.recv() => {
+                    let Some(published) = delivery else {
+                        return Ok(if subscription.overflowed() {
+                            End::Close(close_code::POLICY, "consumer too slow: reconnect with last_event_id")
+                        } else {
+                            End::Close(close_code::RESTART, "event source restarting: reconnect with last_event_id")
+                        });
+                    };
+                    if !published.resend {
+                        // Already sent by the replay, or out of date.
+                        if published.event.sequence <= last_sent {
+                            continue;
+                        }
+                        last_sent = published.event.sequence;
+                    }
+                    if self.context.wanted(&published.event) {
+                        let frame = StreamFrame::Event { event: published.event.clone(), resend: published.resend };
+                        self.send(&frame).await?;
+                    }
+                }
+                _ = ping.tick() => {
+                    self.send_message(Message::Ping(Default::default())).await?;
+                }
+                incoming = self.socket.recv() => match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(End::Gone),
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &StreamFrame) -> Result<(), End> {
+        let text = match serde_json::to_string(frame) {
+            Ok(text) => text,
+            Err(e) => unreachable!("serialising a stream frame: {e}"),
+        };
+        self.send_message(Message::Text(text.into())).await
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(
+                close_code::POLICY,
+                "consumer too slow: reconnect with last_event_id",
+            )),
+        }
+    }
+}
+
+impl Context {
+    fn wanted(&self, event: &Event) -> bool {
+        self.types
+            .as_ref()
+            .is_none_or(|types| types.contains(&event.kind))
+    }
+
+    async fn missed_since(&self, sequence: i64) -> Result<List<Event>, End> {
+        let url = format!(
+            "{}/internal/events/since?after_sequence={sequence}&limit={REPLAY_PAGE}",
+            self.state.upstreams.payments
+        );
+        let response = self
+            .state
+            .http
+            .get(url)
+            .header(
+                platform::internal_token::HEADER,
+                self.state.internal_tokens.mint(&caller(&self.principal)),
+            )
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let failed = |e: reqwest::Error| {
+            tracing::error!(error = %e, "could not replay missed events");
+            End::Close(
+                close_code::ERROR,
+                "could not replay missed events: reconnect with last_event_id",
+            )
+        };
+        response.map_err(failed)?.json().await.map_err(failed)
+    }
+}

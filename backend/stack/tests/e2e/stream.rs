@@ -1,0 +1,124 @@
+use contract::events::{Event, EventData, EventType, PublishedEvent};
+use futures::StreamExt;
+use serde_json::json;
+use stack::testing::TestStack;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::{Client, next_frame, open_stream};
+
+fn event(sequence: i64, kind: EventType, padding: usize) -> Event {
+    Event {
+        id: format!("evt_test{sequence:08}"),
+        object: "event".into(),
+        kind,
+        sequence,
+        created_at: chrono::Utc::now(),
+        data: EventData {
+            object: json!({"id": format!("pay_{sequence}"), "padding": "x".repeat(padding)}),
+        },
+    }
+}
+
+async fn publish(stack: &TestStack, events: impl IntoIterator<Item = PublishedEvent>) {
+    let client = redis::Client::open(stack.config.redis_url.as_str()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("redis");
+    let channel = platform::redis::Keys::new(stack.config.redis_prefix.clone()).events();
+    let mut pipe = redis::pipe();
+    for published in events {
+        pipe.cmd("PUBLISH")
+            .arg(&channel)
+            .arg(serde_json::to_string(&published).expect("json"))
+            .ignore();
+    }
+    let () = pipe.query_async(&mut redis).await.expect("publish");
+}
+
+fn for_owner(owner: &str, event: Event) -> PublishedEvent {
+    PublishedEvent {
+        owner_id: owner.to_owned(),
+        event,
+        resend: false,
+    }
+}
+
+#[tokio::test]
+async fn a_stream_carries_only_its_owners_events_in_order_and_filters_by_type() {
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let bob = client.developer("bob@example.com").await;
+    let mut all = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    let mut succeeded = open_stream(&stack, &ada.api_key, "?types=payment.succeeded")
+        .await
+        .expect("stream opens");
+    assert_eq!(
+        next_frame(&mut all).await.expect("ready"),
+        json!({"type": "ready", "replayed": 0})
+    );
+    assert_eq!(next_frame(&mut succeeded).await.expect("ready")["type"], "ready");
+
+    publish(
+        &stack,
+        [
+            for_owner(&bob.user_id, event(1, EventType::PaymentCreated, 0)),
+            for_owner(&ada.user_id, event(1, EventType::PaymentCreated, 0)),
+            for_owner(&ada.user_id, event(2, EventType::PaymentSucceeded, 0)),
+            for_owner(&ada.user_id, event(3, EventType::PaymentRefunded, 0)),
+        ],
+    )
+    .await;
+    for expected in 1..=3 {
+        let frame = next_frame(&mut all).await.expect("an event");
+        assert_eq!(frame["type"], "event");
+        assert_eq!(frame["event"]["sequence"], expected);
+    }
+    let frame = next_frame(&mut succeeded).await.expect("an event");
+    assert_eq!(frame["event"]["type"], "payment.succeeded");
+    assert_eq!(frame["event"]["sequence"], 2);
+
+    let refused = open_stream(&stack, &ada.api_key, "?types=payment.exploded").await;
+    assert!(refused.is_err(), "an unknown type is refused before the upgrade");
+    let refused = open_stream(&stack, "sk_test_nothing", "").await;
+    assert!(refused.is_err(), "a stream needs a valid key");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
+    const EVENTS: i64 = 12_000;
+    const BATCH: i64 = 200;
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let mut fast = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    let mut slow = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    assert_eq!(next_frame(&mut fast).await.expect("ready")["type"], "ready");
+
+    // The fast client reads each batch before the next is published; the
+    // slow one reads nothing until the end.
+    for start in (1..=EVENTS).step_by(BATCH as usize) {
+        let batch = (start..start + BATCH)
+            .map(|s| for_owner(&ada.user_id, event(s, EventType::PaymentCreated, 2048)));
+        publish(&stack, batch).await;
+        for expected in start..start + BATCH {
+            let frame = next_frame(&mut fast)
+                .await
+                .expect("the fast client keeps receiving");
+            assert_eq!(frame["event"]["sequence"], expected);
+        }
+    }
+
+    let mut received = 0;
+    let close = loop {
+        match slow.next().await {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert!(close.reason.contains("too slow"), "{}", close.reason);
+    assert!(received < EVENTS, "the slow client was cut off before the end");
+}

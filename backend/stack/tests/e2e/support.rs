@@ -1,0 +1,195 @@
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use stack::testing::TestStack;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user of the platform, as a developer would be after `micro login`.
+pub struct Developer {
+    pub user_id: String,
+    pub access_token: String,
+    pub api_key: String,
+    pub key_id: String,
+}
+
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(stack: &TestStack) -> Self {
+        Self::at(stack.gateway_url())
+    }
+
+    pub fn at(base: String) -> Self {
+        Self {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let (status, _, body) = self.send(reqwest::Method::GET, path, bearer, None).await;
+        (status, body)
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let (status, _, body) = self.send(reqwest::Method::POST, path, bearer, Some(body)).await;
+        (status, body)
+    }
+
+    /// Registers, logs in and creates an API key, all through the gateway.
+    pub async fn developer(&self, email: &str) -> Developer {
+        let credentials = json!({"email": email, "password": PASSWORD});
+        let (status, user) = self.post("/auth/register", None, credentials.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let (status, login) = self.post("/auth/login", None, credentials).await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        let access_token = login["access_token"].as_str().expect("access token").to_owned();
+        let (status, key) = self
+            .post("/auth/api-keys", Some(&access_token), json!({"name": "test"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        Developer {
+            user_id: user["id"].as_str().expect("id").to_owned(),
+            access_token,
+            api_key: key["key"].as_str().expect("key").to_owned(),
+            key_id: key["id"].as_str().expect("id").to_owned(),
+        }
+    }
+}
+
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens `/v1/events/stream` with the key in the header, as `micro` does.
+pub async fn open_stream(
+    stack: &TestStack,
+    api_key: &str,
+    query: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url = format!("ws://{}/v1/events/stream{query}", stack.stack.gateway);
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {api_key}").parse().expect("header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next JSON frame, answering pings and skipping other control frames.
+pub async fn next_frame(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")?
+            .ok()?;
+        match message {
+            Message::Text(text) => return Some(serde_json::from_str(&text).expect("a JSON frame")),
+            Message::Ping(payload) => {
+                let _ = socket.send(Message::Pong(payload)).await;
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// A TCP relay to Redis that a test can cut and restore, to see what the
+/// platform does while Redis is unreachable.
+pub struct RedisRelay {
+    pub port: u16,
+    running: Option<CancellationToken>,
+}
+
+impl RedisRelay {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut relay = Self { port, running: None };
+        relay.serve(listener);
+        relay
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let stop = CancellationToken::new();
+        self.running = Some(stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut inbound, _)) = accepted else { continue };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:6379").await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+    }
+
+    /// Closes the listener and every relayed connection.
+    pub fn cut(&mut self) {
+        if let Some(stop) = self.running.take() {
+            stop.cancel();
+        }
+    }
+
+    pub async fn restore(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("rebind the relay port");
+        self.serve(listener);
+    }
+}
+
+impl Drop for RedisRelay {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
