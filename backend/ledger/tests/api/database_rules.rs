@@ -1,1 +1,228 @@
+//! The rules PostgreSQL itself enforces, tried with hand-written SQL that
+//! bypasses the service: each attempt must be refused and change nothing.
 
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{TestLedger, assert_books_consistent, user};
+
+/// A ledger with two of Ada's accounts and one committed transfer of 100.
+async fn books() -> (TestLedger, PgPool, String, String, String) {
+    let ledger = TestLedger::start().await;
+    let ada = user("usr_ada");
+    let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
+    let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
+    let (status, txn) = ledger.transfer(&ada, "sale", &cash, &sales, 100).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{txn}");
+    let txn = txn["id"].as_str().expect("id").to_owned();
+    let pool = ledger.sql().await;
+    (ledger, pool, cash, sales, txn)
+}
+
+/// Runs `statements` in one database transaction and returns the error that
+/// stopped it (at a statement or at commit).
+async fn refused(pool: &PgPool, statements: &[&str]) -> String {
+    let mut tx = pool.begin().await.expect("begin");
+    for statement in statements {
+        if let Err(e) = sqlx::query(statement).execute(&mut *tx).await {
+            return e.to_string();
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => panic!("the database accepted {statements:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn entry(id: &str, txn: &str, position: i32, account: &str, direction: &str, amount: i64) -> String {
+    format!(
+        "INSERT INTO entries (id, transaction_id, position, account_id, direction, amount, currency, entry_number, balance_after)
+         VALUES ('{id}', '{txn}', {position}, '{account}', '{direction}', {amount}, 'usd', 1000 + {position}, 0)"
+    )
+}
+
+fn transaction(id: &str, reverses: Option<&str>) -> String {
+    let reverses = reverses.map(|r| format!("'{r}'")).unwrap_or("NULL".into());
+    format!(
+        "INSERT INTO transactions (id, poster, reference, request, reverses) VALUES ('{id}', 'usr_ada', '{id}', '{{}}', {reverses})"
+    )
+}
+
+#[tokio::test]
+async fn entries_and_transactions_cannot_be_changed_or_removed() {
+    let (_ledger, pool, _, _, txn) = books().await;
+    for statement in [
+        "UPDATE entries SET amount = amount + 1".to_owned(),
+        "DELETE FROM entries".to_owned(),
+        "TRUNCATE entries".to_owned(),
+        format!("UPDATE transactions SET description = 'edited' WHERE id = '{txn}'"),
+        format!("DELETE FROM transactions WHERE id = '{txn}'"),
+        "TRUNCATE transactions CASCADE".to_owned(),
+        "DELETE FROM accounts".to_owned(),
+        "UPDATE accounts SET currency = 'eur'".to_owned(),
+        "UPDATE accounts SET owner_id = 'usr_mallory'".to_owned(),
+        "UPDATE accounts SET entry_count = 0".to_owned(),
+    ] {
+        let error = refused(&pool, &[&statement]).await;
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    let (entries, amount): (i64, i64) = sqlx::query_as("SELECT count(*), sum(amount)::BIGINT FROM entries")
+        .fetch_one(&pool)
+        .await
+        .expect("entries");
+    assert_eq!((entries, amount), (2, 200));
+    assert_books_consistent(&pool).await;
+}
+
+#[tokio::test]
+async fn a_transaction_commits_only_whole_and_balanced() {
+    let (_ledger, pool, cash, sales, txn) = books().await;
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                transaction("txn_unbalanced", None),
+                entry("ent_u1", "txn_unbalanced", 0, &cash, "debit", 50),
+                entry("ent_u2", "txn_unbalanced", 1, &sales, "credit", 40),
+            ],
+            "does not balance",
+        ),
+        (vec![transaction("txn_empty", None)], "at least two"),
+        (
+            vec![
+                transaction("txn_single", None),
+                entry("ent_s1", "txn_single", 0, &cash, "debit", 50),
+            ],
+            "does not balance",
+        ),
+        (
+            // A balanced pair added to a committed transaction.
+            vec![
+                entry("ent_late1", &txn, 5, &cash, "debit", 10),
+                entry("ent_late2", &txn, 6, &sales, "credit", 10),
+            ],
+            "database transaction that creates it",
+        ),
+        (
+            // Checking early does not open a window for more entries.
+            vec![
+                transaction("txn_early", None),
+                entry("ent_e1", "txn_early", 0, &cash, "debit", 5),
+                entry("ent_e2", "txn_early", 1, &sales, "credit", 5),
+                "SET CONSTRAINTS ALL IMMEDIATE".to_owned(),
+                entry("ent_e3", "txn_early", 2, &cash, "debit", 5),
+            ],
+            "does not balance",
+        ),
+        (
+            vec![
+                transaction("txn_zero", None),
+                entry("ent_z1", "txn_zero", 0, &cash, "debit", 0),
+                entry("ent_z2", "txn_zero", 1, &sales, "credit", 0),
+            ],
+            "entries_amount_positive",
+        ),
+        (
+            vec![
+                transaction("txn_neg", None),
+                entry("ent_n1", "txn_neg", 0, &cash, "debit", -5),
+                entry("ent_n2", "txn_neg", 1, &sales, "credit", -5),
+            ],
+            "entries_amount_positive",
+        ),
+        (
+            vec![
+                transaction("txn_fx", None),
+                entry("ent_f1", "txn_fx", 0, &cash, "debit", 5).replace("'usd'", "'eur'"),
+                entry("ent_f2", "txn_fx", 1, &sales, "credit", 5).replace("'usd'", "'eur'"),
+            ],
+            "entries_account_currency_fkey",
+        ),
+    ];
+    for (statements, expected) in cases {
+        let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+        let error = refused(&pool, &statements).await;
+        assert!(error.contains(expected), "{statements:?}: {error}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+
+    // The same statements, balanced, are accepted: the refusals above were for cause.
+    let mut tx = pool.begin().await.expect("begin");
+    for statement in [
+        transaction("txn_manual", None),
+        entry("ent_m1", "txn_manual", 0, &cash, "debit", 5),
+        entry("ent_m2", "txn_manual", 1, &sales, "credit", 5),
+    ] {
+        sqlx::query(&statement).execute(&mut *tx).await.expect(&statement);
+    }
+    tx.commit().await.expect("a balanced transaction commits");
+}
+
+#[tokio::test]
+async fn a_reversal_mirrors_its_original_and_happens_once() {
+    let (ledger, pool, cash, sales, txn) = books().await;
+    let not_a_mirror = [
+        transaction("txn_rev_bad", Some(&txn)),
+        entry("ent_r1", "txn_rev_bad", 0, &cash, "credit", 60),
+        entry("ent_r2", "txn_rev_bad", 1, &sales, "debit", 60),
+    ];
+    let statements: Vec<&str> = not_a_mirror.iter().map(String::as_str).collect();
+    let error = refused(&pool, &statements).await;
+    assert!(error.contains("does not mirror"), "{error}");
+
+    let (status, reversal) = ledger
+        .post(
+            &format!("/v1/ledger/transactions/{txn}/reverse"),
+            &user("usr_ada"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{reversal}");
+    let second = [
+        transaction("txn_rev_2", Some(&txn)),
+        entry("ent_r3", "txn_rev_2", 0, &cash, "credit", 100),
+        entry("ent_r4", "txn_rev_2", 1, &sales, "debit", 100),
+    ];
+    let statements: Vec<&str> = second.iter().map(String::as_str).collect();
+    let error = refused(&pool, &statements).await;
+    assert!(error.contains("transactions_reverses_key"), "{error}");
+
+    let reversal = reversal["id"].as_str().expect("id");
+    let undo = [
+        transaction("txn_rev_rev", Some(reversal)),
+        entry("ent_r5", "txn_rev_rev", 0, &cash, "debit", 100),
+        entry("ent_r6", "txn_rev_rev", 1, &sales, "credit", 100),
+    ];
+    let statements: Vec<&str> = undo.iter().map(String::as_str).collect();
+    let error = refused(&pool, &statements).await;
+    assert!(error.contains("cannot be reversed"), "{error}");
+    assert_books_consistent(&pool).await;
+}
+
+#[tokio::test]
+async fn a_guarded_balance_cannot_be_set_below_zero() {
+    let ledger = TestLedger::start().await;
+    let ada = user("usr_ada");
+    let wallet = ledger
+        .create_account_with(
+            &ada,
+            json!({"name": "wallet", "type": "liability", "currency": "usd", "must_not_go_negative": true}),
+        )
+        .await;
+    let pool = ledger.sql().await;
+    let error = refused(
+        &pool,
+        &[&format!("UPDATE accounts SET balance = -1 WHERE id = '{wallet}'")],
+    )
+    .await;
+    assert!(error.contains("accounts_overdraft"), "{error}");
+    let error = refused(
+        &pool,
+        &["INSERT INTO accounts (id, owner_id, name, type, currency, must_not_go_negative) VALUES ('acct_x', 'usr_ada', 'x', 'revenue', 'usd', true)"],
+    )
+    .await;
+    assert!(error.contains("accounts_guard_on_balance_sheet"), "{error}");
+}

@@ -9,7 +9,6 @@ pub struct TestLedger {
     pub base: String,
     pub http: reqwest::Client,
     pub tokens: InternalTokens,
-    pub config: platform::Config,
     shutdown: CancellationToken,
     pub db: TestDatabase,
 }
@@ -39,7 +38,6 @@ impl TestLedger {
             base: format!("http://{}", server.local_addr),
             http: reqwest::Client::new(),
             tokens: InternalTokens::new(&config.internal_token_secret),
-            config,
             shutdown,
             db,
         }
