@@ -160,10 +160,10 @@ impl Post {
     /// the request runs in the transaction, or an earlier answer is replayed.
     pub async fn begin(&self, db: &PgPool) -> Result<Begun, PaymentsError> {
         let mut tx = db.begin().await?;
-        if let Some(key) = &self.key {
-            if let Some(stored) = self.claim(&mut tx, key).await? {
-                return Ok(Begun::Replay(stored));
-            }
+        if let Some(key) = &self.key
+            && let Some(stored) = self.claim(&mut tx, key).await?
+        {
+            return Ok(Begun::Replay(stored));
         }
         Ok(Begun::Run(tx))
     }
@@ -180,7 +180,7 @@ impl Post {
         if !locked {
             return Err(PaymentsError::IdempotencyKeyInUse);
         }
-        let stored: Option<(String, String, Vec<u8>, i16, Vec<u8>)> = sqlx::query_as(
+        let stored: Option<StoredRow> = sqlx::query_as(
             "SELECT method, path, body_hash, response_status, response_body FROM idempotency_keys
              WHERE owner_id = $1 AND key = $2",
         )
@@ -190,7 +190,13 @@ impl Post {
         .await?;
         match stored {
             None => Ok(None),
-            Some((method, path, hash, status, body)) => {
+            Some(StoredRow {
+                method,
+                path,
+                body_hash: hash,
+                response_status: status,
+                response_body: body,
+            }) => {
                 if method != self.method || path != self.path || hash != self.body_hash {
                     return Err(PaymentsError::IdempotencyKeyReused { method, path });
                 }
@@ -254,6 +260,15 @@ impl Post {
         }
         .into_response())
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    method: String,
+    path: String,
+    body_hash: Vec<u8>,
+    response_status: i16,
+    response_body: Vec<u8>,
 }
 
 pub enum Begun {

@@ -116,6 +116,13 @@ struct OutboxRow {
     created_at: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ResendRow {
+    resend_id: i64,
+    #[sqlx(flatten)]
+    event: OutboxRow,
+}
+
 impl OutboxRow {
     fn message(self, resend: bool) -> Result<String, PublishError> {
         let kind = EventType::parse(&self.kind).ok_or_else(|| PublishError::Invalid(self.kind.clone()))?;
@@ -217,8 +224,8 @@ async fn publish_resends(
     let mut tx = db.begin().await?;
     // A resend waits for its event's first publication, so that listeners
     // never get the copy before the original.
-    let rows: Vec<(i64, String, String, i64, String, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT r.id, e.id, e.owner_id, e.sequence, e.type, e.object, e.created_at
+    let rows: Vec<ResendRow> = sqlx::query_as(
+        "SELECT r.id AS resend_id, e.id, e.owner_id, e.sequence, e.type, e.object, e.created_at
          FROM event_resends r JOIN events e ON e.id = r.event_id
          WHERE r.published_at IS NULL AND e.published_at IS NOT NULL
          ORDER BY r.id LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
@@ -232,17 +239,12 @@ async fn publish_resends(
     let mut resend_ids = Vec::with_capacity(rows.len());
     let mut pipe = redis::pipe();
     pipe.atomic();
-    for (resend_id, id, owner_id, sequence, kind, object, created_at) in rows {
-        resend_ids.push(resend_id);
-        let row = OutboxRow {
-            id,
-            owner_id,
-            sequence,
-            kind,
-            object,
-            created_at,
-        };
-        pipe.cmd("PUBLISH").arg(channel).arg(row.message(true)?).ignore();
+    for row in rows {
+        resend_ids.push(row.resend_id);
+        pipe.cmd("PUBLISH")
+            .arg(channel)
+            .arg(row.event.message(true)?)
+            .ignore();
     }
     pipe.query_async::<()>(redis).await?;
     sqlx::query("UPDATE event_resends SET published_at = now() WHERE id = ANY($1)")
