@@ -43,6 +43,11 @@ impl TestStack {
         }
     }
 
+    /// Starts the graceful shutdown that Ctrl-C or SIGTERM would.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.stack.gateway)
     }

@@ -122,3 +122,38 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     assert!(close.reason.contains("too slow"), "{}", close.reason);
     assert!(received < EVENTS, "the slow client was cut off before the end");
 }
+
+#[tokio::test]
+async fn streams_are_pinged_and_closed_with_going_away_on_shutdown() {
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let mut socket = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    assert_eq!(next_frame(&mut socket).await.expect("ready")["type"], "ready");
+    let pinged = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Ping(_))) => return true,
+                Some(Ok(_)) => {}
+                _ => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(pinged, Ok(true), "the stream pings within a few seconds");
+
+    stack.shut_down();
+    let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 10 s")
+    .expect("with a code");
+    assert_eq!(close.code, CloseCode::Away);
+}
