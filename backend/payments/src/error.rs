@@ -42,6 +42,8 @@ pub enum PaymentsError {
     NotRefundable { status: PaymentStatus },
     #[error("a refund of {requested} exceeds the {remaining} left to refund on this payment")]
     RefundExceedsPayment { requested: i64, remaining: i64 },
+    #[error("the payment is already refunded in full")]
+    FullyRefunded,
     #[error("no such payment")]
     PaymentNotFound,
     #[error("no such event")]
@@ -75,6 +77,7 @@ impl PaymentsError {
                 | Self::NotCancelable { .. }
                 | Self::NotRefundable { .. }
                 | Self::RefundExceedsPayment { .. }
+                | Self::FullyRefunded
                 | Self::PaymentNotFound
                 | Self::EventNotFound
         )
@@ -103,7 +106,7 @@ impl PaymentsError {
             Self::NotConfirmable { .. } => ApiError::invalid(codes::PAYMENT_NOT_CONFIRMABLE, message),
             Self::NotCancelable { .. } => ApiError::invalid(codes::PAYMENT_NOT_CANCELABLE, message),
             Self::NotRefundable { .. } => ApiError::invalid(codes::PAYMENT_NOT_REFUNDABLE, message),
-            Self::RefundExceedsPayment { .. } => {
+            Self::RefundExceedsPayment { .. } | Self::FullyRefunded => {
                 ApiError::invalid_param(codes::REFUND_EXCEEDS_PAYMENT, "amount", message)
             }
             Self::PaymentNotFound => ApiError::not_found("payment"),

@@ -276,8 +276,11 @@ async fn refund_in(
         });
     }
     let remaining = payment.amount - payment.amount_refunded;
+    if remaining == 0 {
+        return Err(PaymentsError::FullyRefunded);
+    }
     let amount = requested.map_or(remaining, Amount::get);
-    if amount > remaining || amount == 0 {
+    if amount > remaining {
         return Err(PaymentsError::RefundExceedsPayment {
             requested: amount,
             remaining,
