@@ -4,7 +4,40 @@
 use std::sync::OnceLock;
 
 use axum::Json;
+use utoipa::Modify;
 use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// The gateway's own routes and the two ways to authenticate.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(crate::stream::handler), modifiers(&SecuritySchemes))]
+struct GatewayDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_test_...")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 static DOCUMENT: OnceLock<OpenApi> = OnceLock::new();
 
@@ -22,6 +55,9 @@ pub fn merged() -> OpenApi {
         )
         .build();
     document.merge(auth::openapi());
+    document.merge(payments::openapi());
+    document.merge(ledger::openapi());
+    document.merge(<GatewayDoc as utoipa::OpenApi>::openapi());
     document
 }
 

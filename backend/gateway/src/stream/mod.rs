@@ -28,13 +28,20 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StreamParams {
     last_event_id: Option<String>,
     /// Comma-separated event types; all types when absent.
     types: Option<String>,
 }
 
+/// Upgrades to a WebSocket of the caller's events: `{"type": "event", "event": ...}`
+/// frames, one `{"type": "ready", "replayed": n}` once missed events are sent,
+/// and pings every few seconds.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", security(("api_key" = [])), params(StreamParams),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, body = contract::ErrorBody), (status = 401, body = contract::ErrorBody),
+        (status = 404, description = "Unknown last_event_id", body = contract::ErrorBody)))]
 pub async fn handler(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

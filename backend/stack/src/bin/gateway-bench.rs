@@ -19,7 +19,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const UPSTREAM_PATH: &str = "/v1/webhooks/secret";
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -47,7 +50,9 @@ async fn main() -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("micro-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
 
-    println!("# Authenticated GET {UPSTREAM_PATH}: wrk -t2 -c{connections} -d{seconds}s, same upstream (auth)");
+    println!(
+        "# Authenticated GET {UPSTREAM_PATH}: wrk -t2 -c{connections} -d{seconds}s, same upstream (auth)"
+    );
     let direct = wrk(
         &format!("{auth}{UPSTREAM_PATH}"),
         &format!("{HEADER}: {}", tokens.mint(&caller)),
@@ -71,11 +76,24 @@ async fn main() -> anyhow::Result<()> {
         connections,
         seconds,
     )?;
-    println!("{:<22} {:>12} {:>10} {:>10}", "target", "requests/s", "p50 ms", "p99 ms");
-    for (name, run) in [("upstream direct", &direct), ("nginx proxy_pass", &proxied), ("gateway", &through_gateway)] {
-        println!("{name:<22} {:>12.0} {:>10.2} {:>10.2}", run.rps, run.p50_ms, run.p99_ms);
+    println!(
+        "{:<22} {:>12} {:>10} {:>10}",
+        "target", "requests/s", "p50 ms", "p99 ms"
+    );
+    for (name, run) in [
+        ("upstream direct", &direct),
+        ("nginx proxy_pass", &proxied),
+        ("gateway", &through_gateway),
+    ] {
+        println!(
+            "{name:<22} {:>12.0} {:>10.2} {:>10.2}",
+            run.rps, run.p50_ms, run.p99_ms
+        );
     }
-    println!("ratio gateway/nginx (requests/s): {:.2}  (goal >= 1.0)", through_gateway.rps / proxied.rps);
+    println!(
+        "ratio gateway/nginx (requests/s): {:.2}  (goal >= 1.0)",
+        through_gateway.rps / proxied.rps
+    );
     println!(
         "gateway added latency over direct: p50 {:+.2} ms, p99 {:+.2} ms",
         through_gateway.p50_ms - direct.p50_ms,
@@ -92,7 +110,11 @@ async fn main() -> anyhow::Result<()> {
         ("redis PUBLISH -> subscriber", redis_latencies),
     ] {
         samples.sort_by(f64::total_cmp);
-        println!("{name:<30} {:>10.3} {:>10.3}", percentile(&samples, 0.50), percentile(&samples, 0.99));
+        println!(
+            "{name:<30} {:>10.3} {:>10.3}",
+            percentile(&samples, 0.50),
+            percentile(&samples, 0.99)
+        );
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
@@ -145,7 +167,15 @@ struct WrkRun {
 
 fn wrk(url: &str, header: &str, connections: u64, seconds: u64) -> anyhow::Result<WrkRun> {
     let output = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-H", header, url])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-H",
+            header,
+            url,
+        ])
         .output()
         .context("wrk is needed: apt-get install wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -209,7 +239,14 @@ http {{
             ),
         )?;
         let child = Command::new("nginx")
-            .args(["-p", &work.display().to_string(), "-c", &config.display().to_string(), "-g", "daemon off;"])
+            .args([
+                "-p",
+                &work.display().to_string(),
+                "-c",
+                &config.display().to_string(),
+                "-g",
+                "daemon off;",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -235,7 +272,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     let ready = platform::testing::eventually(Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
     })
     .await;
     ready.context("nginx did not start listening")
@@ -248,7 +288,11 @@ async fn confirm_to_frame(
     count: usize,
 ) -> anyhow::Result<Vec<f64>> {
     let gateway = stack.gateway_url();
-    let mut request = format!("ws://{}/v1/events/stream?types=payment.succeeded", stack.stack.gateway).into_client_request()?;
+    let mut request = format!(
+        "ws://{}/v1/events/stream?types=payment.succeeded",
+        stack.stack.gateway
+    )
+    .into_client_request()?;
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {}", developer.api_key).parse()?);
@@ -299,7 +343,11 @@ async fn redis_round_trips(stack: &TestStack, count: usize) -> anyhow::Result<Ve
     let mut latencies = Vec::with_capacity(count);
     for i in 0..count {
         let started = Instant::now();
-        let _: i64 = redis::cmd("PUBLISH").arg(&channel).arg(i).query_async(&mut publisher).await?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(i)
+            .query_async(&mut publisher)
+            .await?;
         messages.next().await.context("the subscription closed")?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }

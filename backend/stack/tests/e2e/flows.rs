@@ -11,12 +11,20 @@ use crate::support::{Client, Developer, code, next_frame, open_stream};
 
 async fn succeeded_payment(client: &Client, developer: &Developer, amount: i64) -> Value {
     let (status, payment) = client
-        .post("/v1/payments", Some(&developer.api_key), json!({"amount": amount, "currency": "usd"}))
+        .post(
+            "/v1/payments",
+            Some(&developer.api_key),
+            json!({"amount": amount, "currency": "usd"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     let id = payment["id"].as_str().expect("id");
     let (status, confirmed) = client
-        .post(&format!("/v1/payments/{id}/confirm"), Some(&developer.api_key), json!({"payment_method": "pm_card_visa"}))
+        .post(
+            &format!("/v1/payments/{id}/confirm"),
+            Some(&developer.api_key),
+            json!({"payment_method": "pm_card_visa"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     assert_eq!(confirmed["status"], "succeeded");
@@ -41,12 +49,16 @@ async fn a_confirmed_payment_reaches_the_stream_and_the_ledger() {
     }
 
     let posted = platform::testing::eventually(Duration::from_secs(10), || async {
-        let (_, payment) = client.get(&format!("/v1/payments/{id}"), Some(&ada.api_key)).await;
+        let (_, payment) = client
+            .get(&format!("/v1/payments/{id}"), Some(&ada.api_key))
+            .await;
         payment["ledger_transaction_id"].as_str().map(str::to_owned)
     })
     .await
     .expect("the payment is posted to the ledger");
-    let (status, transaction) = client.get(&format!("/v1/ledger/transactions/{posted}"), Some(&ada.api_key)).await;
+    let (status, transaction) = client
+        .get(&format!("/v1/ledger/transactions/{posted}"), Some(&ada.api_key))
+        .await;
     assert_eq!(status, StatusCode::OK, "{transaction}");
     let (status, accounts) = client.get("/v1/ledger/accounts", Some(&ada.api_key)).await;
     assert_eq!(status, StatusCode::OK);
@@ -80,12 +92,18 @@ async fn a_reconnecting_stream_gets_exactly_the_events_it_missed() {
         assert_eq!(frame["type"], "event");
         assert_eq!(frame["event"]["sequence"], expected);
     }
-    assert_eq!(next_frame(&mut stream).await.expect("ready"), json!({"type": "ready", "replayed": 4}));
+    assert_eq!(
+        next_frame(&mut stream).await.expect("ready"),
+        json!({"type": "ready", "replayed": 4})
+    );
 
     // Then live, with nothing repeated.
     succeeded_payment(&client, &ada, 1100).await;
     for expected in 7..=8 {
-        assert_eq!(next_frame(&mut stream).await.expect("a live event")["event"]["sequence"], expected);
+        assert_eq!(
+            next_frame(&mut stream).await.expect("a live event")["event"]["sequence"],
+            expected
+        );
     }
 
     let refused = open_stream(&stack, &ada.api_key, "?last_event_id=evt_doesnotexist").await;
@@ -103,7 +121,9 @@ async fn another_user_reaches_none_of_a_users_objects() {
     let (_, events) = client.get("/v1/events", Some(&ada.api_key)).await;
     let event = events["data"][0]["id"].as_str().expect("an event id").to_owned();
     let txn = platform::testing::eventually(Duration::from_secs(10), || async {
-        let (_, payment) = client.get(&format!("/v1/payments/{pay}"), Some(&ada.api_key)).await;
+        let (_, payment) = client
+            .get(&format!("/v1/payments/{pay}"), Some(&ada.api_key))
+            .await;
         payment["ledger_transaction_id"].as_str().map(str::to_owned)
     })
     .await
@@ -113,15 +133,39 @@ async fn another_user_reaches_none_of_a_users_objects() {
 
     let attempts = [
         (Method::GET, format!("/v1/payments/{pay}"), None),
-        (Method::POST, format!("/v1/payments/{pay}/confirm"), Some(json!({"payment_method": "pm_card_visa"}))),
-        (Method::POST, format!("/v1/payments/{pay}/cancel"), Some(json!({}))),
-        (Method::POST, format!("/v1/payments/{pay}/refunds"), Some(json!({"amount": 100}))),
+        (
+            Method::POST,
+            format!("/v1/payments/{pay}/confirm"),
+            Some(json!({"payment_method": "pm_card_visa"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/payments/{pay}/cancel"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/payments/{pay}/refunds"),
+            Some(json!({"amount": 100})),
+        ),
         (Method::GET, format!("/v1/events/{event}"), None),
-        (Method::POST, format!("/v1/events/{event}/resend"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("/v1/events/{event}/resend"),
+            Some(json!({})),
+        ),
         (Method::GET, format!("/v1/ledger/accounts/{account}"), None),
-        (Method::GET, format!("/v1/ledger/accounts/{account}/entries"), None),
+        (
+            Method::GET,
+            format!("/v1/ledger/accounts/{account}/entries"),
+            None,
+        ),
         (Method::GET, format!("/v1/ledger/transactions/{txn}"), None),
-        (Method::POST, format!("/v1/ledger/transactions/{txn}/reverse"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("/v1/ledger/transactions/{txn}/reverse"),
+            Some(json!({})),
+        ),
     ];
     for (method, path, body) in attempts {
         let (status, _, answer) = client.send(method.clone(), &path, Some(&bob.api_key), body).await;
@@ -136,7 +180,9 @@ async fn another_user_reaches_none_of_a_users_objects() {
     let refused = open_stream(&stack, &bob.api_key, &format!("?last_event_id={event}")).await;
     assert!(refused.is_err(), "bob cannot resume from ada's event");
     // Ada's payment is untouched.
-    let (_, still) = client.get(&format!("/v1/payments/{pay}"), Some(&ada.api_key)).await;
+    let (_, still) = client
+        .get(&format!("/v1/payments/{pay}"), Some(&ada.api_key))
+        .await;
     assert_eq!(still["amount_refunded"], 0);
     assert_eq!(still["status"], "succeeded");
 }
