@@ -101,7 +101,7 @@ pub async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, 
         .post(format!("{}/internal/api-keys/verify", state.upstreams.auth))
         .header(
             platform::internal_token::HEADER,
-            state.internal_tokens.mint(&Caller::Anonymous),
+            state.token_cache.token_for(&Caller::Anonymous),
         )
         .json(&VerifyApiKeyRequest { key: key.to_owned() })
         .send()

@@ -11,6 +11,7 @@ mod rate_limit;
 mod routes;
 mod state;
 mod stream;
+mod token_cache;
 
 use std::time::Duration;
 

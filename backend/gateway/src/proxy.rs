@@ -91,7 +91,7 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
         .request(parts.method.clone(), format!("{base}{path}"))
         .header(
             platform::internal_token::HEADER,
-            state.internal_tokens.mint(&caller),
+            state.token_cache.token_for(&caller),
         );
     for name in &FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(name) {

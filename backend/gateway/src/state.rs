@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::key_cache::KeyCache;
 use crate::rate_limit::RateLimiter;
 use crate::stream::hub::Hub;
+use crate::token_cache::TokenCache;
 
 /// How long a verified API key is trusted without asking auth again. A
 /// revocation broadcast evicts it sooner; this bounds staleness when Redis
@@ -22,7 +23,7 @@ const STREAM_BUFFER: usize = 256;
 pub struct AppState {
     pub(crate) http: reqwest::Client,
     pub(crate) upstreams: Arc<Upstreams>,
-    pub(crate) internal_tokens: InternalTokens,
+    pub(crate) token_cache: Arc<TokenCache>,
     pub(crate) sessions: SessionTokens,
     pub(crate) keys: Keys,
     pub(crate) key_cache: Arc<KeyCache>,
@@ -66,7 +67,9 @@ impl AppState {
                 payments: config.payments_url.trim_end_matches('/').to_owned(),
                 ledger: config.ledger_url.trim_end_matches('/').to_owned(),
             }),
-            internal_tokens: InternalTokens::new(&config.internal_token_secret),
+            token_cache: Arc::new(TokenCache::new(InternalTokens::new(
+                &config.internal_token_secret,
+            ))),
             sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
@@ -78,11 +81,5 @@ impl AppState {
             hub: Arc::new(Hub::new(STREAM_BUFFER)),
             shutdown,
         })
-    }
-}
-
-impl axum::extract::FromRef<AppState> for InternalTokens {
-    fn from_ref(state: &AppState) -> Self {
-        state.internal_tokens.clone()
     }
 }

@@ -99,7 +99,7 @@ async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Re
         .get(format!("{}/v1/events/{id}", state.upstreams.payments))
         .header(
             platform::internal_token::HEADER,
-            state.internal_tokens.mint(&caller(principal)),
+            state.token_cache.token_for(&caller(principal)),
         )
         .send()
         .await
@@ -247,7 +247,7 @@ impl Context {
             .get(url)
             .header(
                 platform::internal_token::HEADER,
-                self.state.internal_tokens.mint(&caller(&self.principal)),
+                self.state.token_cache.token_for(&caller(&self.principal)),
             )
             .send()
             .await
