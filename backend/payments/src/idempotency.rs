@@ -2,7 +2,7 @@
 //!
 //! A POST runs in one transaction that first takes a transaction-scoped
 //! advisory lock on (owner, key): a second request with the key while the
-//! first is running fails to take it and gets 409. Holding the lock, the
+//! first is running fails to take it and gets 409. With the lock, the
 //! request looks for a stored answer: the same fingerprint (method, path,
 //! body) replays it byte for byte, another fingerprint is a 422. Otherwise the
 //! request runs and its answer is inserted in the same transaction as its
@@ -173,44 +173,46 @@ impl Post {
         conn: &mut PgConnection,
         key: &IdempotencyKey,
     ) -> Result<Option<StoredResponse>, PaymentsError> {
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("idempotency\n{}\n{}", self.owner_id, key.as_str()))
-            .fetch_one(&mut *conn)
-            .await?;
-        if !locked {
-            return Err(PaymentsError::IdempotencyKeyInUse);
-        }
-        let stored: Option<StoredRow> = sqlx::query_as(
-            "SELECT method, path, body_hash, response_status, response_body FROM idempotency_keys
-             WHERE owner_id = $1 AND key = $2",
+        // One round trip for the lock and the lookup. The lookup's snapshot
+        // predates the lock, so a first request that commits in between is
+        // not seen here; this one then fails on the key's primary key when it
+        // stores its answer, rolls back, and answers 409 like any request
+        // that met the key in use.
+        let claim: ClaimRow = sqlx::query_as(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked,
+                    k.method, k.path, k.body_hash, k.response_status, k.response_body
+               FROM (SELECT 1) AS one
+               LEFT JOIN idempotency_keys k ON k.owner_id = $2 AND k.key = $3",
         )
+        .bind(format!("idempotency\n{}\n{}", self.owner_id, key.as_str()))
         .bind(&self.owner_id)
         .bind(key.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        match stored {
-            None => Ok(None),
-            Some(StoredRow {
-                method,
-                path,
-                body_hash: hash,
-                response_status: status,
-                response_body: body,
-            }) => {
-                if method != self.method || path != self.path || hash != self.body_hash {
-                    return Err(PaymentsError::IdempotencyKeyReused { method, path });
-                }
-                let status = u16::try_from(status)
-                    .ok()
-                    .and_then(|s| StatusCode::from_u16(s).ok())
-                    .unwrap_or(StatusCode::OK);
-                Ok(Some(StoredResponse {
-                    status,
-                    body: body.into(),
-                    replayed: true,
-                }))
-            }
+        if !claim.locked {
+            return Err(PaymentsError::IdempotencyKeyInUse);
         }
+        let (Some(method), Some(path), Some(hash), Some(status), Some(body)) = (
+            claim.method,
+            claim.path,
+            claim.body_hash,
+            claim.response_status,
+            claim.response_body,
+        ) else {
+            return Ok(None);
+        };
+        if method != self.method || path != self.path || hash != self.body_hash {
+            return Err(PaymentsError::IdempotencyKeyReused { method, path });
+        }
+        let status = u16::try_from(status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK);
+        Ok(Some(StoredResponse {
+            status,
+            body: body.into(),
+            replayed: true,
+        }))
     }
 
     /// Ends the request: an answer that came from running it is stored under
@@ -244,7 +246,6 @@ impl Post {
             .execute(&mut *tx)
             .await
             .map_err(|e| {
-                // Only reachable if the lock were bypassed; never run twice.
                 if platform::db::is_unique_violation(&e, "idempotency_keys_pkey") {
                     PaymentsError::IdempotencyKeyInUse
                 } else {
@@ -263,12 +264,13 @@ impl Post {
 }
 
 #[derive(sqlx::FromRow)]
-struct StoredRow {
-    method: String,
-    path: String,
-    body_hash: Vec<u8>,
-    response_status: i16,
-    response_body: Vec<u8>,
+struct ClaimRow {
+    locked: bool,
+    method: Option<String>,
+    path: Option<String>,
+    body_hash: Option<Vec<u8>>,
+    response_status: Option<i16>,
+    response_body: Option<Vec<u8>>,
 }
 
 pub enum Begun {

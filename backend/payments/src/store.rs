@@ -3,12 +3,16 @@
 //! and what it owes the ledger commit together or not at all.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use contract::events::{Event, EventData, EventType};
 use contract::payments::{FailureCode, Payment, PaymentStatus, Refund, RefundStatus};
+
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres};
 
 /// Now, at the precision PostgreSQL stores, so that an object answered from
 /// memory and the same object read back are identical.
@@ -68,26 +72,6 @@ impl TryFrom<PaymentRow> for Payment {
     }
 }
 
-pub async fn insert_payment(conn: &mut PgConnection, owner_id: &str, payment: &Payment) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO payments (id, owner_id, amount, currency, status, description, metadata,
-                               customer_email, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-    )
-    .bind(&payment.id)
-    .bind(owner_id)
-    .bind(payment.amount)
-    .bind(&payment.currency)
-    .bind(payment.status.as_str())
-    .bind(&payment.description)
-    .bind(Json(&payment.metadata))
-    .bind(&payment.customer_email)
-    .bind(payment.created_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// The payment, locked until the transaction ends, so that concurrent
 /// confirmations, cancellations and refunds of it take turns.
 pub async fn lock_payment(
@@ -138,48 +122,130 @@ pub async fn list_payments(
     rows.into_iter().map(Payment::try_from).collect()
 }
 
-/// Writes a confirmation's or cancellation's outcome.
-pub async fn settle_payment(
+/// The event a change appends, bound as `$1..$6` of the change's statement.
+pub struct NewEvent<'a> {
+    pub owner_id: &'a str,
+    pub kind: EventType,
+    pub object_id: &'a str,
+    pub object: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends the event to its owner's stream, as the tail of a change's
+/// statement. Bumping the owner's counter row locks it until the transaction
+/// ends, so sequences are gapless and a later sequence never commits before
+/// an earlier one; being the last write of the transaction keeps that lock short.
+const APPEND_EVENT: &str = "seq AS (
+        INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 1)
+        ON CONFLICT (owner_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
+        RETURNING last_sequence
+    )
+    INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
+    SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq";
+
+/// A change and its event in one statement: one round trip, one snapshot.
+fn change_with_event<'q>(sql: &'q str, event: &'q NewEvent<'q>) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql)
+        .bind(event.owner_id)
+        .bind(platform::ids::new_id(contract::ids::EVENT))
+        .bind(event.kind.as_str())
+        .bind(event.object_id)
+        .bind(&event.object)
+        .bind(event.at)
+}
+
+static CREATE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH created AS (
+             INSERT INTO payments (id, owner_id, amount, currency, status, description, metadata,
+                                   customer_email, created_at, updated_at)
+             VALUES ($7, $1, $8, $9, $10, $11, $12, $13, $6, $6)
+         ), {APPEND_EVENT}"
+    )
+});
+
+/// Writes a new payment and its `payment.created` event.
+pub async fn create_payment(
     conn: &mut PgConnection,
     payment: &Payment,
-    at: DateTime<Utc>,
+    event: &NewEvent<'_>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE payments SET status = $2, payment_method = $3, failure_code = $4, failure_message = $5,
-                             updated_at = $6
-         WHERE id = $1",
-    )
-    .bind(&payment.id)
-    .bind(payment.status.as_str())
-    .bind(&payment.payment_method)
-    .bind(payment.failure_code.map(|c| c.as_str()))
-    .bind(&payment.failure_message)
-    .bind(at)
-    .execute(conn)
-    .await?;
+    change_with_event(&CREATE_PAYMENT, event)
+        .bind(&payment.id)
+        .bind(payment.amount)
+        .bind(&payment.currency)
+        .bind(payment.status.as_str())
+        .bind(&payment.description)
+        .bind(Json(&payment.metadata))
+        .bind(&payment.customer_email)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn insert_refund(
+static SETTLE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH settled AS (
+             UPDATE payments SET status = $8, payment_method = $9, failure_code = $10,
+                                 failure_message = $11, updated_at = $6
+             WHERE id = $7
+         ), owed AS (
+             INSERT INTO ledger_postings (reference, kind, payment_id, merchant_id, amount, currency)
+             SELECT $7, 'payment', $7, $1, $12, $13 WHERE $8 = 'succeeded'
+         ), {APPEND_EVENT}"
+    )
+});
+
+/// Writes a confirmation's or cancellation's outcome and its event; a
+/// succeeded payment also owes the ledger its posting, referenced by its id.
+pub async fn settle_payment(
     conn: &mut PgConnection,
-    owner_id: &str,
+    payment: &Payment,
+    event: &NewEvent<'_>,
+) -> sqlx::Result<()> {
+    change_with_event(&SETTLE_PAYMENT, event)
+        .bind(&payment.id)
+        .bind(payment.status.as_str())
+        .bind(&payment.payment_method)
+        .bind(payment.failure_code.map(|c| c.as_str()))
+        .bind(&payment.failure_message)
+        .bind(payment.amount)
+        .bind(&payment.currency)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+static REFUND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH paid AS (
+             UPDATE payments SET amount_refunded = $9, updated_at = $6 WHERE id = $8
+         ), refunded AS (
+             INSERT INTO refunds (id, payment_id, owner_id, amount, currency, created_at)
+             VALUES ($7, $8, $1, $10, $11, $6)
+         ), owed AS (
+             INSERT INTO ledger_postings (reference, kind, payment_id, refund_id, merchant_id, amount, currency)
+             VALUES ($7, 'refund', $8, $7, $1, $10, $11)
+         ), {APPEND_EVENT}"
+    )
+});
+
+/// Writes a refund, the payment's new refunded amount, the posting the
+/// refund owes the ledger (referenced by the refund's id) and the event.
+pub async fn refund_payment(
+    conn: &mut PgConnection,
     refund: &Refund,
     amount_refunded: i64,
+    event: &NewEvent<'_>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH paid AS (UPDATE payments SET amount_refunded = $6, updated_at = $5 WHERE id = $2)
-         INSERT INTO refunds (id, payment_id, owner_id, amount, currency, created_at)
-         VALUES ($1, $2, $3, $4, $7, $5)",
-    )
-    .bind(&refund.id)
-    .bind(&refund.payment)
-    .bind(owner_id)
-    .bind(refund.amount)
-    .bind(refund.created_at)
-    .bind(amount_refunded)
-    .bind(&refund.currency)
-    .execute(conn)
-    .await?;
+    change_with_event(&REFUND_PAYMENT, event)
+        .bind(&refund.id)
+        .bind(&refund.payment)
+        .bind(amount_refunded)
+        .bind(refund.amount)
+        .bind(&refund.currency)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -228,72 +294,6 @@ pub async fn list_refunds(
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(Refund::from).collect())
-}
-
-/// Appends an event to the owner's stream. The owner's counter row stays
-/// locked until the transaction ends, so sequences are gapless and a later
-/// sequence never commits before an earlier one; the statement runs last in
-/// each transaction to keep that lock short.
-pub async fn append_event(
-    conn: &mut PgConnection,
-    owner_id: &str,
-    kind: EventType,
-    object_id: &str,
-    object: &serde_json::Value,
-    at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH seq AS (
-             INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 1)
-             ON CONFLICT (owner_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
-             RETURNING last_sequence
-         )
-         INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
-         SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq",
-    )
-    .bind(owner_id)
-    .bind(platform::ids::new_id(contract::ids::EVENT))
-    .bind(kind.as_str())
-    .bind(object_id)
-    .bind(object)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub enum PostingKind {
-    Payment,
-    Refund { refund_id: String },
-}
-
-/// Records what the ledger is owed; the posting worker delivers it.
-pub async fn owe_posting(
-    conn: &mut PgConnection,
-    owner_id: &str,
-    payment_id: &str,
-    kind: PostingKind,
-    amount: i64,
-    currency: &str,
-) -> sqlx::Result<()> {
-    let (reference, kind, refund_id) = match kind {
-        PostingKind::Payment => (payment_id.to_owned(), "payment", None),
-        PostingKind::Refund { refund_id } => (refund_id.clone(), "refund", Some(refund_id)),
-    };
-    sqlx::query(
-        "INSERT INTO ledger_postings (reference, kind, payment_id, refund_id, merchant_id, amount, currency)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(reference)
-    .bind(kind)
-    .bind(payment_id)
-    .bind(refund_id)
-    .bind(owner_id)
-    .bind(amount)
-    .bind(currency)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "id, sequence, type, object, created_at";

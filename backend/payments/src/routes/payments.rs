@@ -19,7 +19,7 @@ use crate::domain::{
     Action, Amount, CustomerEmail, Description, Metadata, TestPaymentMethod, allowed, transition,
 };
 use crate::idempotency::{Begun, Post};
-use crate::store::{self, PostingKind};
+use crate::store::{self, NewEvent};
 use crate::{AppState, PaymentsError};
 
 /// Runs a POST in its transaction under its idempotency key, then wakes the
@@ -89,17 +89,14 @@ async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, 
         ledger_transaction_id: None,
         created_at: at,
     };
-    store::insert_payment(conn, &post.owner_id, &payment).await?;
-    let object = serde_json::to_value(&payment)?;
-    store::append_event(
-        conn,
-        &post.owner_id,
-        EventType::PaymentCreated,
-        &payment.id,
-        &object,
+    let event = NewEvent {
+        owner_id: &post.owner_id,
+        kind: EventType::PaymentCreated,
+        object_id: &payment.id,
+        object: serde_json::to_value(&payment)?,
         at,
-    )
-    .await?;
+    };
+    store::create_payment(conn, &payment, &event).await?;
     tracing::info!(payment_id = %payment.id, amount = payment.amount, currency = %payment.currency, "created payment");
     Ok((StatusCode::CREATED, payment))
 }
@@ -158,21 +155,14 @@ async fn confirm_in(
     };
     debug_assert!(transition(payment.status, status));
     payment.status = status;
-    let at = store::now();
-    store::settle_payment(conn, &payment, at).await?;
-    if status == PaymentStatus::Succeeded {
-        store::owe_posting(
-            conn,
-            &post.owner_id,
-            &payment.id,
-            PostingKind::Payment,
-            payment.amount,
-            &payment.currency,
-        )
-        .await?;
-    }
-    let object = serde_json::to_value(&payment)?;
-    store::append_event(conn, &post.owner_id, event, &payment.id, &object, at).await?;
+    let event = NewEvent {
+        owner_id: &post.owner_id,
+        kind: event,
+        object_id: &payment.id,
+        object: serde_json::to_value(&payment)?,
+        at: store::now(),
+    };
+    store::settle_payment(conn, &payment, &event).await?;
     tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
     Ok((StatusCode::OK, payment))
 }
@@ -220,18 +210,14 @@ async fn cancel_in(
         });
     }
     payment.status = PaymentStatus::Canceled;
-    let at = store::now();
-    store::settle_payment(conn, &payment, at).await?;
-    let object = serde_json::to_value(&payment)?;
-    store::append_event(
-        conn,
-        &post.owner_id,
-        EventType::PaymentCanceled,
-        &payment.id,
-        &object,
-        at,
-    )
-    .await?;
+    let event = NewEvent {
+        owner_id: &post.owner_id,
+        kind: EventType::PaymentCanceled,
+        object_id: &payment.id,
+        object: serde_json::to_value(&payment)?,
+        at: store::now(),
+    };
+    store::settle_payment(conn, &payment, &event).await?;
     tracing::info!("canceled payment");
     Ok((StatusCode::OK, payment))
 }
@@ -298,28 +284,14 @@ async fn refund_in(
         created_at: at,
     };
     payment.amount_refunded += amount;
-    store::insert_refund(conn, &post.owner_id, &refund, payment.amount_refunded).await?;
-    store::owe_posting(
-        conn,
-        &post.owner_id,
-        &payment.id,
-        PostingKind::Refund {
-            refund_id: refund.id.clone(),
-        },
-        amount,
-        &payment.currency,
-    )
-    .await?;
-    let object = serde_json::to_value(&payment)?;
-    store::append_event(
-        conn,
-        &post.owner_id,
-        EventType::PaymentRefunded,
-        &payment.id,
-        &object,
+    let event = NewEvent {
+        owner_id: &post.owner_id,
+        kind: EventType::PaymentRefunded,
+        object_id: &payment.id,
+        object: serde_json::to_value(&payment)?,
         at,
-    )
-    .await?;
+    };
+    store::refund_payment(conn, &refund, payment.amount_refunded, &event).await?;
     tracing::info!(refund_id = %refund.id, amount, "refunded payment");
     Ok((StatusCode::CREATED, refund))
 }
