@@ -48,7 +48,7 @@ async fn a_confirmed_payment_reaches_the_stream_and_the_ledger() {
         assert_eq!(frame["event"]["data"]["object"]["id"], id);
     }
 
-    let posted = platform::testing::eventually(Duration::from_secs(10), || async {
+    let posted = platform::testing::eventually(Duration::from_secs(30), || async {
         let (_, payment) = client
             .get(&format!("/v1/payments/{id}"), Some(&ada.api_key))
             .await;
@@ -120,7 +120,7 @@ async fn another_user_reaches_none_of_a_users_objects() {
     let pay = payment["id"].as_str().expect("id");
     let (_, events) = client.get("/v1/events", Some(&ada.api_key)).await;
     let event = events["data"][0]["id"].as_str().expect("an event id").to_owned();
-    let txn = platform::testing::eventually(Duration::from_secs(10), || async {
+    let txn = platform::testing::eventually(Duration::from_secs(30), || async {
         let (_, payment) = client
             .get(&format!("/v1/payments/{pay}"), Some(&ada.api_key))
             .await;
