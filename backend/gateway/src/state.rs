@@ -19,8 +19,18 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const STREAM_BUFFER: usize = 256;
 
+/// One `Arc` to clone per request, whatever the state holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) upstreams: Arc<Upstreams>,
     pub(crate) token_cache: Arc<TokenCache>,
@@ -60,7 +70,7 @@ impl AppState {
             .tcp_nodelay(true)
             .build()?;
         let keys = Keys::new(config.redis_prefix.clone());
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             http,
             upstreams: Arc::new(Upstreams {
                 auth: config.auth_url.trim_end_matches('/').to_owned(),
@@ -80,6 +90,6 @@ impl AppState {
             keys,
             hub: Arc::new(Hub::new(STREAM_BUFFER)),
             shutdown,
-        })
+        })))
     }
 }

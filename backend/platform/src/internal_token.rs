@@ -64,8 +64,11 @@ pub enum InternalTokenError {
     UnknownScope,
 }
 
+/// Cheap to clone: every request's extractor takes a copy.
 #[derive(Clone)]
-pub struct InternalTokens {
+pub struct InternalTokens(std::sync::Arc<InternalTokensInner>);
+
+struct InternalTokensInner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -85,11 +88,11 @@ impl InternalTokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         validation.leeway = 5;
-        Self {
+        Self(std::sync::Arc::new(InternalTokensInner {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             validation,
-        }
+        }))
     }
 
     pub fn mint(&self, caller: &Caller) -> String {
@@ -108,7 +111,7 @@ impl InternalTokens {
             sub,
             key,
         };
-        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding) {
+        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding) {
             Ok(token) => token,
             // HS256 over a serialisable struct cannot fail.
             Err(e) => unreachable!("encoding an internal token: {e}"),
@@ -116,7 +119,7 @@ impl InternalTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, InternalTokenError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(InternalTokenError::Invalid)?
             .claims;
         match (claims.scope.as_str(), claims.sub) {

@@ -17,13 +17,13 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 /// Names of the keys and channels the services share, under one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    prefix: String,
+    prefix: std::sync::Arc<str>,
 }
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
-            prefix: prefix.into(),
+            prefix: prefix.into().into(),
         }
     }
 

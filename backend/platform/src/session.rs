@@ -29,8 +29,11 @@ pub enum SessionTokenError {
     Invalid(#[source] jsonwebtoken::errors::Error),
 }
 
+/// Cheap to clone: every request's extractor takes a copy.
 #[derive(Clone)]
-pub struct SessionTokens {
+pub struct SessionTokens(std::sync::Arc<SessionTokensInner>);
+
+struct SessionTokensInner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -40,7 +43,7 @@ pub struct SessionTokens {
 impl std::fmt::Debug for SessionTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionTokens")
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.0.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -53,16 +56,16 @@ impl SessionTokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.leeway = 5;
-        Self {
+        Self(std::sync::Arc::new(SessionTokensInner {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             validation,
             ttl,
-        }
+        }))
     }
 
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.0.ttl
     }
 
     pub fn mint(&self, user_id: &str) -> String {
@@ -72,7 +75,7 @@ impl SessionTokens {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now,
-            exp: now + self.ttl.as_secs() as i64,
+            exp: now + self.0.ttl.as_secs() as i64,
             jti: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
@@ -80,7 +83,7 @@ impl SessionTokens {
     /// Signs arbitrary claims; public so that tests can forge expired or
     /// mis-addressed tokens with the right key.
     pub fn mint_claims(&self, claims: &SessionClaims) -> String {
-        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding) {
+        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding) {
             Ok(token) => token,
             Err(e) => unreachable!("encoding a session token: {e}"),
         }
@@ -88,7 +91,7 @@ impl SessionTokens {
 
     /// The user id the token was issued to.
     pub fn verify(&self, token: &str) -> Result<String, SessionTokenError> {
-        jsonwebtoken::decode::<SessionClaims>(token, &self.decoding, &self.validation)
+        jsonwebtoken::decode::<SessionClaims>(token, &self.0.decoding, &self.0.validation)
             .map(|data| data.claims.sub)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionTokenError::Expired,
