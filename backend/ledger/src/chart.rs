@@ -100,11 +100,16 @@ impl Chart {
             .collect();
         let roles: Vec<&str> = wanted.iter().map(|(_, role)| role.as_str()).collect();
         sqlx::query(
-            "INSERT INTO accounts (id, owner_id, name, type, currency, system_role)
-             SELECT id, owner_id, name, type, $5, system_role
-               FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $6::TEXT[])
-                    AS wanted (id, owner_id, name, type, system_role)
-             ON CONFLICT (owner_id, currency, system_role) WHERE system_role IS NOT NULL DO NOTHING",
+            "WITH created AS (
+                 INSERT INTO accounts (id, owner_id, name, type, currency, system_role)
+                 SELECT id, owner_id, name, type, $5, system_role
+                   FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $6::TEXT[])
+                        AS wanted (id, owner_id, name, type, system_role)
+                 ON CONFLICT (owner_id, currency, system_role) WHERE system_role IS NOT NULL DO NOTHING
+                 RETURNING id, type, must_not_go_negative
+             )
+             INSERT INTO account_balances (account_id, type, must_not_go_negative)
+             SELECT id, type, must_not_go_negative FROM created",
         )
         .bind(&ids)
         .bind(&owners)

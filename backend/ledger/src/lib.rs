@@ -5,6 +5,7 @@
 //! internal token: only the gateway and the other services reach it.
 
 mod chart;
+mod directory;
 pub mod domain;
 mod error;
 mod posting;

@@ -155,13 +155,11 @@ async fn refusal(db: &PgPool, error: sqlx::Error, new: &NewTransaction) -> Ledge
         return LedgerError::Database(error);
     };
     match (database_error.code().as_deref(), database_error.constraint()) {
-        (Some("23514"), Some("accounts_overdraft")) => {
-            let account = database_error
+        (Some("23514"), Some("account_balances_overdraft")) => {
+            let detail = database_error
                 .try_downcast_ref::<PgDatabaseError>()
-                .and_then(PgDatabaseError::detail)
-                .unwrap_or("an account")
-                .to_owned();
-            LedgerError::InsufficientFunds(account)
+                .and_then(PgDatabaseError::detail);
+            LedgerError::InsufficientFunds(overdrawn_account(detail).unwrap_or("an account").to_owned())
         }
         (Some("23514"), Some("transactions_reversal_mirrors")) => {
             LedgerError::ReversalOfReversal(new.reverses.clone().unwrap_or_default())
@@ -181,6 +179,14 @@ async fn refusal(db: &PgPool, error: sqlx::Error, new: &NewTransaction) -> Ledge
         }
         _ => LedgerError::Database(error),
     }
+}
+
+/// The account in a check violation's detail, `Failing row contains (acct_..., ...)`:
+/// the id is the first column of `account_balances`.
+fn overdrawn_account(detail: Option<&str>) -> Option<&str> {
+    let row = detail?.strip_prefix("Failing row contains (")?;
+    let id = row.split(',').next()?;
+    contract::ids::has_prefix(id, contract::ids::ACCOUNT).then_some(id)
 }
 
 #[derive(sqlx::FromRow)]
@@ -289,4 +295,17 @@ async fn with_entries(db: &PgPool, row: Option<TransactionRow>) -> Result<Option
 
 pub(crate) fn parse_direction(name: &str) -> Result<Direction, sqlx::Error> {
     Direction::parse(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown direction {name:?}").into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_overdrawn_account_in_the_check_detail() {
+        let detail = "Failing row contains (acct_0192ab, usr_1, wallet, asset, usd, null, t, {}, 2026-01-01, -5, 3, 3).";
+        assert_eq!(overdrawn_account(Some(detail)), Some("acct_0192ab"));
+        assert_eq!(overdrawn_account(Some("something else")), None);
+        assert_eq!(overdrawn_account(None), None);
+    }
 }

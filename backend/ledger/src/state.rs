@@ -5,6 +5,7 @@ use platform::internal_token::InternalTokens;
 use sqlx::PgPool;
 
 use crate::chart::Chart;
+use crate::directory::Directory;
 use crate::domain::{FeeSchedule, FeeScheduleError};
 
 #[derive(Clone)]
@@ -13,6 +14,7 @@ pub struct AppState {
     pub(crate) internal_tokens: InternalTokens,
     pub(crate) fees: FeeSchedule,
     pub(crate) chart: Arc<Chart>,
+    pub(crate) directory: Arc<Directory>,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
             internal_tokens: InternalTokens::new(&config.internal_token_secret),
             fees: FeeSchedule::new(config.fee_basis_points, config.fee_fixed_minor)?,
             chart: Arc::new(Chart::default()),
+            directory: Arc::new(Directory::default()),
         })
     }
 }

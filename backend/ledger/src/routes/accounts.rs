@@ -13,8 +13,8 @@ use crate::domain::{AccountName, InputError, parse_metadata};
 use crate::posting::parse_direction;
 use crate::{AppState, LedgerError};
 
-const ACCOUNT_COLUMNS: &str = "id, owner_id, name, type, currency, balance, entry_count, version, \
-                               must_not_go_negative, metadata, created_at";
+const ACCOUNT_COLUMNS: &str = "a.id, a.owner_id, a.name, a.type, a.currency, b.balance, b.entry_count, \
+                               b.version, a.must_not_go_negative, a.metadata, a.created_at";
 
 #[derive(sqlx::FromRow)]
 struct AccountRow {
@@ -71,8 +71,14 @@ pub async fn create(
     }
     let metadata = parse_metadata(request.metadata)?;
     let row: AccountRow = sqlx::query_as(&format!(
-        "INSERT INTO accounts (id, owner_id, name, type, currency, must_not_go_negative, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
+        "WITH a AS (
+             INSERT INTO accounts (id, owner_id, name, type, currency, must_not_go_negative, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *
+         ), b AS (
+             INSERT INTO account_balances (account_id, type, must_not_go_negative)
+             SELECT id, type, must_not_go_negative FROM a RETURNING *
+         )
+         SELECT {ACCOUNT_COLUMNS} FROM a JOIN b ON b.account_id = a.id"
     ))
     .bind(platform::ids::new_id(contract::ids::ACCOUNT))
     .bind(&caller.user_id)
@@ -98,9 +104,9 @@ pub async fn list(
 ) -> Result<Json<List<Account>>, LedgerError> {
     let limit = page.limit().map_err(LedgerError::InvalidLimit)?;
     let rows: Vec<AccountRow> = sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts
-         WHERE owner_id = $1 AND ($2::TEXT IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN account_balances b ON b.account_id = a.id
+         WHERE a.owner_id = $1 AND ($2::TEXT IS NULL OR a.id < $2)
+         ORDER BY a.id DESC LIMIT $3"
     ))
     .bind(&caller.user_id)
     .bind(&page.starting_after)
@@ -116,7 +122,8 @@ pub async fn list(
 
 async fn owned_account(state: &AppState, id: &str, user_id: &str) -> Result<Account, LedgerError> {
     let row: Option<AccountRow> = sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 AND owner_id = $2"
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN account_balances b ON b.account_id = a.id
+         WHERE a.id = $1 AND a.owner_id = $2"
     ))
     .bind(id)
     .bind(user_id)

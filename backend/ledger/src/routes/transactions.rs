@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -44,26 +42,19 @@ pub async fn post(
         .map(|entry| Amount::parse(entry.amount))
         .collect::<Result<Vec<_>, _>>()?;
     let account_ids: Vec<&str> = request.entries.iter().map(|e| e.account_id.as_str()).collect();
-    let accounts: HashMap<String, (Option<String>, String, Option<String>)> =
-        sqlx::query_as("SELECT id, owner_id, currency, system_role FROM accounts WHERE id = ANY($1)")
-            .bind(&account_ids)
-            .fetch_all(&state.db)
-            .await?
-            .into_iter()
-            .map(|(id, owner, currency, role)| (id, (owner, currency, role)))
-            .collect();
+    let accounts = state.directory.lookup(&state.db, &account_ids).await?;
     let mut legs = Vec::with_capacity(request.entries.len());
     for (entry, amount) in request.entries.iter().zip(amounts) {
-        let Some((owner, currency, role)) = accounts.get(&entry.account_id) else {
+        let Some(account) = accounts.get(&entry.account_id) else {
             return Err(LedgerError::AccountNotFound(entry.account_id.clone()));
         };
-        if owner.as_deref() != Some(caller.user_id.as_str()) {
+        if account.owner_id.as_deref() != Some(caller.user_id.as_str()) {
             return Err(LedgerError::AccountNotFound(entry.account_id.clone()));
         }
-        if role.is_some() {
+        if account.system_role.is_some() {
             return Err(LedgerError::AccountNotPostable(entry.account_id.clone()));
         }
-        let currency = Currency::parse(currency)
+        let currency = Currency::parse(&account.currency)
             .map_err(|e| sqlx::Error::Decode(format!("account {}: {e}", entry.account_id).into()))?;
         legs.push(Leg {
             account_id: entry.account_id.clone(),

@@ -228,7 +228,8 @@ async fn concurrent_payment_postings_hit_the_hot_accounts_exactly_once() {
     }
     let pool = ledger.sql().await;
     let balances: HashMap<String, i64> = sqlx::query_as(
-        "SELECT coalesce(owner_id, system_role), balance FROM accounts WHERE currency = 'usd'",
+        "SELECT coalesce(a.owner_id, a.system_role), b.balance
+         FROM accounts a JOIN account_balances b ON b.account_id = a.id WHERE a.currency = 'usd'",
     )
     .fetch_all(&pool)
     .await

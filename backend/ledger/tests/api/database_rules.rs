@@ -42,9 +42,14 @@ fn entry(id: &str, txn: &str, position: i32, account: &str, direction: &str, amo
 }
 
 fn transaction(id: &str, reverses: Option<&str>) -> String {
+    transaction_of(id, reverses, 2)
+}
+
+fn transaction_of(id: &str, reverses: Option<&str>, entry_count: i32) -> String {
     let reverses = reverses.map(|r| format!("'{r}'")).unwrap_or("NULL".into());
     format!(
-        "INSERT INTO transactions (id, poster, reference, request, reverses) VALUES ('{id}', 'usr_ada', '{id}', '{{}}', {reverses})"
+        "INSERT INTO transactions (id, poster, reference, request, reverses, entry_count)
+         VALUES ('{id}', 'usr_ada', '{id}', '{{}}', {reverses}, {entry_count})"
     )
 }
 
@@ -61,7 +66,10 @@ async fn entries_and_transactions_cannot_be_changed_or_removed() {
         "DELETE FROM accounts".to_owned(),
         "UPDATE accounts SET currency = 'eur'".to_owned(),
         "UPDATE accounts SET owner_id = 'usr_mallory'".to_owned(),
-        "UPDATE accounts SET entry_count = 0".to_owned(),
+        "UPDATE account_balances SET entry_count = 0".to_owned(),
+        "UPDATE account_balances SET balance = balance + 1".to_owned(),
+        "DELETE FROM account_balances".to_owned(),
+        "TRUNCATE account_balances".to_owned(),
     ] {
         let error = refused(&pool, &[&statement]).await;
         assert!(error.contains("append-only"), "{statement}: {error}");
@@ -86,13 +94,20 @@ async fn a_transaction_commits_only_whole_and_balanced() {
             ],
             "does not balance",
         ),
-        (vec![transaction("txn_empty", None)], "at least two"),
+        (vec![transaction("txn_empty", None)], "has 0 of its 2 entries"),
         (
             vec![
                 transaction("txn_single", None),
                 entry("ent_s1", "txn_single", 0, &cash, "debit", 50),
             ],
-            "does not balance",
+            "has 1 of its 2 entries",
+        ),
+        (
+            vec![
+                transaction_of("txn_one", None, 1),
+                entry("ent_o1", "txn_one", 0, &cash, "debit", 50),
+            ],
+            "transactions_entry_count",
         ),
         (
             // A balanced pair added to a committed transaction.
@@ -100,7 +115,7 @@ async fn a_transaction_commits_only_whole_and_balanced() {
                 entry("ent_late1", &txn, 5, &cash, "debit", 10),
                 entry("ent_late2", &txn, 6, &sales, "credit", 10),
             ],
-            "database transaction that creates it",
+            "which this database transaction did not create",
         ),
         (
             // Checking early does not open a window for more entries.
@@ -111,7 +126,17 @@ async fn a_transaction_commits_only_whole_and_balanced() {
                 "SET CONSTRAINTS ALL IMMEDIATE".to_owned(),
                 entry("ent_e3", "txn_early", 2, &cash, "debit", 5),
             ],
-            "does not balance",
+            "position 2 is not one of them",
+        ),
+        (
+            // Checked early, a transaction still missing an entry is refused.
+            vec![
+                transaction_of("txn_partial", None, 3),
+                entry("ent_p1", "txn_partial", 0, &cash, "debit", 5),
+                entry("ent_p2", "txn_partial", 1, &sales, "credit", 5),
+                "SET CONSTRAINTS ALL IMMEDIATE".to_owned(),
+            ],
+            "has 2 of its 3 entries",
         ),
         (
             vec![
@@ -135,7 +160,15 @@ async fn a_transaction_commits_only_whole_and_balanced() {
                 entry("ent_f1", "txn_fx", 0, &cash, "debit", 5).replace("'usd'", "'eur'"),
                 entry("ent_f2", "txn_fx", 1, &sales, "credit", 5).replace("'usd'", "'eur'"),
             ],
-            "entries_account_currency_fkey",
+            "is in eur, but account",
+        ),
+        (
+            vec![
+                transaction("txn_ghost", None),
+                entry("ent_g1", "txn_ghost", 0, "acct_ghost", "debit", 5),
+                entry("ent_g2", "txn_ghost", 1, &sales, "credit", 5),
+            ],
+            "which does not exist",
         ),
     ];
     for (statements, expected) in cases {
@@ -215,10 +248,28 @@ async fn a_guarded_balance_cannot_be_set_below_zero() {
     let pool = ledger.sql().await;
     let error = refused(
         &pool,
-        &[&format!("UPDATE accounts SET balance = -1 WHERE id = '{wallet}'")],
+        &[&format!(
+            "UPDATE account_balances SET balance = -1, version = version + 1 WHERE account_id = '{wallet}'"
+        )],
     )
     .await;
-    assert!(error.contains("accounts_overdraft"), "{error}");
+    assert!(error.contains("account_balances_overdraft"), "{error}");
+    // The copy of the account's facts that postings read cannot drift from the account.
+    let error = refused(
+        &pool,
+        &[&format!(
+            "UPDATE account_balances SET must_not_go_negative = false, version = version + 1
+             WHERE account_id = '{wallet}'"
+        )],
+    )
+    .await;
+    assert!(error.contains("account_balances_account_fkey"), "{error}");
+    let error = refused(
+        &pool,
+        &["INSERT INTO accounts (id, owner_id, name, type, currency) VALUES ('acct_y', 'usr_ada', 'y', 'asset', 'usd')"],
+    )
+    .await;
+    assert!(error.contains("has no balance row"), "{error}");
     let error = refused(
         &pool,
         &["INSERT INTO accounts (id, owner_id, name, type, currency, must_not_go_negative) VALUES ('acct_x', 'usr_ada', 'x', 'revenue', 'usd', true)"],

@@ -169,15 +169,15 @@ pub fn code(body: &Value) -> &str {
 /// and debits equal credits per currency.
 pub async fn assert_books_consistent(pool: &PgPool) {
     let mismatched: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT a.id, a.balance, coalesce(s.sum, 0)::BIGINT, a.entry_count, coalesce(s.n, 0)
-         FROM accounts a LEFT JOIN (
+        "SELECT b.account_id, b.balance, coalesce(s.sum, 0)::BIGINT, b.entry_count, coalesce(s.n, 0)
+         FROM account_balances b LEFT JOIN (
              SELECT e.account_id,
                     sum(CASE WHEN (acc.type IN ('asset', 'expense')) = (e.direction = 'debit')
                              THEN e.amount ELSE -e.amount END) AS sum,
                     count(*) AS n
              FROM entries e JOIN accounts acc ON acc.id = e.account_id GROUP BY e.account_id
-         ) s ON s.account_id = a.id
-         WHERE a.balance <> coalesce(s.sum, 0) OR a.entry_count <> coalesce(s.n, 0)",
+         ) s ON s.account_id = b.account_id
+         WHERE b.balance <> coalesce(s.sum, 0) OR b.entry_count <> coalesce(s.n, 0)",
     )
     .fetch_all(pool)
     .await
@@ -186,6 +186,14 @@ pub async fn assert_books_consistent(pool: &PgPool) {
         mismatched.is_empty(),
         "balances differ from their entries: {mismatched:?}"
     );
+    let without_balance: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM accounts a LEFT JOIN account_balances b ON b.account_id = a.id
+         WHERE b.account_id IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("accounts without balances");
+    assert_eq!(without_balance, 0);
 
     let broken_statements: Vec<(String, i64)> = sqlx::query_as(
         "SELECT account_id, entry_number FROM (
