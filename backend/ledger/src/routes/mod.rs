@@ -40,3 +40,28 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_lists_the_public_routes_only() {
+        let document = crate::openapi();
+        let paths: Vec<&str> = document.paths.paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "/v1/ledger/accounts",
+                "/v1/ledger/accounts/{id}",
+                "/v1/ledger/accounts/{id}/entries",
+                "/v1/ledger/transactions",
+                "/v1/ledger/transactions/{id}",
+                "/v1/ledger/transactions/{id}/reverse",
+            ]
+        );
+        let json = serde_json::to_string(&document).expect("serialises");
+        assert!(
+            json.contains("\"Account\"") && json.contains("\"Transaction\""),
+            "{json}"
+        );
+    }
+}

@@ -296,3 +296,60 @@ async fn concurrent_withdrawals_never_overdraw_a_guarded_account() {
     assert_eq!(account["entry_count"], 101);
     assert_books_consistent(&ledger.sql().await).await;
 }
+
+/// A posting chosen as a deadlock victim by PostgreSQL is retried by the
+/// service, and the caller only sees its success. Postings never deadlock
+/// each other (they lock in one order), so the test provokes one with a
+/// hand-held lock taken against that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_victim_is_retried_inside_the_service() {
+    let ledger = Arc::new(TestLedger::start().await);
+    let ada = user("usr_ada");
+    // Ids sort by creation: the posting locks `first`, then `second`.
+    let first = ledger.create_account(&ada, "first", "asset", "usd").await;
+    let second = ledger.create_account(&ada, "second", "asset", "usd").await;
+    let pool = ledger.sql().await;
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
+        .bind(&second)
+        .execute(&mut *blocker)
+        .await
+        .expect("lock the second account");
+
+    let posting = {
+        let (ledger, ada, first, second) = (ledger.clone(), ada.clone(), first.clone(), second.clone());
+        tokio::spawn(async move { ledger.transfer(&ada, "victim", &first, &second, 10).await })
+    };
+    // Wait until the posting holds `first` and waits for `second`...
+    let waiting = platform::testing::eventually(std::time::Duration::from_secs(10), || {
+        let pool = pool.clone();
+        async move {
+            let waiters: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (waiters > 0).then_some(())
+        }
+    })
+    .await;
+    assert!(waiting.is_some(), "the posting never waited for the held lock");
+    // ...then close the cycle. PostgreSQL aborts the posting, which waited first.
+    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
+        .bind(&first)
+        .execute(&mut *blocker)
+        .await
+        .expect("the blocker wins the deadlock");
+    blocker.commit().await.expect("commit");
+
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(20), posting)
+        .await
+        .expect("the posting finishes")
+        .expect("task");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(ledger.balance(&ada, &first).await, 10);
+    assert_eq!(ledger.balance(&ada, &second).await, -10);
+    assert_books_consistent(&pool).await;
+}
