@@ -28,6 +28,23 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// enough to leave room for the other services on one server.
 const POOL_SIZE: u32 = 20;
 
+/// The pool the routes use. sqlx pings an idle connection before handing it
+/// out by default: a second round trip for every one-statement posting. The
+/// ledger skips it; a connection that died is dropped by the pool after the
+/// query that finds out, and a posting that met one is retried (postings are
+/// idempotent by reference).
+fn serving_pool(url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    let options =
+        sqlx::postgres::PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
 /// The public routes of the ledger, for the gateway's `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
@@ -41,9 +58,11 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    let db = platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, POOL_SIZE)
+    let migrated = platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, 1)
         .await
         .context("ledger database")?;
+    migrated.close().await;
+    let db = serving_pool(&config.ledger_database_url).context("ledger database")?;
     let state = AppState::new(config, db.clone()).context("ledger fee schedule")?;
     let app = router(state)
         .merge(health::routes(Readiness {

@@ -136,12 +136,16 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
     }
 }
 
-/// Failures PostgreSQL asks the client to retry: serialization failures and deadlocks.
+/// Failures worth another attempt: serialization failures and deadlocks,
+/// which PostgreSQL asks the client to retry, and a connection that broke
+/// (the pool does not test connections before use). Retrying is safe even if
+/// the first attempt committed: the reference then finds that transaction.
 pub fn is_retryable(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "40001" || code == "40P01")
+    matches!(error, sqlx::Error::Io(_))
+        || error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "40001" || code == "40P01")
 }
 
 fn backoff(attempt: u32) -> Duration {
