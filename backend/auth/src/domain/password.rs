@@ -49,14 +49,8 @@ mod tests {
 
     #[test]
     fn enforces_the_policy() {
-        assert_eq!(
-            Password::parse("short".into()).err(),
-            Some(PasswordError::Short)
-        );
-        assert_eq!(
-            Password::parse("a".repeat(73)).err(),
-            Some(PasswordError::Long)
-        );
+        assert_eq!(Password::parse("short".into()).err(), Some(PasswordError::Short));
+        assert_eq!(Password::parse("a".repeat(73)).err(), Some(PasswordError::Long));
         // The limit is in bytes: 23 three-byte characters and 3 letters are 72.
         assert!(Password::parse(format!("{}abc", "€".repeat(23))).is_ok());
         assert_eq!(
