@@ -1,14 +1,9 @@
-use anyhow::Context;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = platform::Config::from_env()?;
-    platform::telemetry::init(config.log_format);
-    config.refuse_default_secrets_in_release()?;
-    let shutdown = platform::shutdown::on_signal();
-    let listener = platform::http::bind(config.ledger_addr).await?;
-    let server = ledger::build(&config, listener, shutdown).await?;
-    tracing::info!(addr = %server.local_addr, "ledger listening");
-    server.task.await.context("ledger server task")??;
-    Ok(())
+    platform::http::run_service(
+        "ledger",
+        |config| config.ledger_addr,
+        |config, listener, shutdown| async move { ledger::build(&config, listener, shutdown).await },
+    )
+    .await
 }

@@ -1,14 +1,9 @@
-use anyhow::Context;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = platform::Config::from_env()?;
-    platform::telemetry::init(config.log_format);
-    config.refuse_default_secrets_in_release()?;
-    let shutdown = platform::shutdown::on_signal();
-    let listener = platform::http::bind(config.payments_addr).await?;
-    let server = payments::build(&config, listener, shutdown).await?;
-    tracing::info!(addr = %server.local_addr, "payments listening");
-    server.task.await.context("payments server task")??;
-    Ok(())
+    platform::http::run_service(
+        "payments",
+        |config| config.payments_addr,
+        |config, listener, shutdown| async move { payments::build(&config, listener, shutdown).await },
+    )
+    .await
 }
