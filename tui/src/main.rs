@@ -41,14 +41,17 @@ enum Command {
     Trigger { event: String },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None => anyhow::bail!(
-            "the full-screen console is not built yet; the platform is at {} (profile {})",
-            cli.gateway,
-            cli.profile
-        ),
-        Some(command) => anyhow::bail!("{command:?} is not built yet"),
-    }
+    let what = match cli.command {
+        None => "the full-screen console".to_owned(),
+        Some(Command::Login { .. }) => "micro login".to_owned(),
+        Some(Command::Listen { .. }) => "micro listen".to_owned(),
+        Some(Command::Trigger { event }) => format!("micro trigger {event}"),
+    };
+    eprintln!(
+        "micro: {what} is not available in this version; the platform's API is at {} (profile {})",
+        cli.gateway, cli.profile
+    );
+    std::process::ExitCode::from(2)
 }
