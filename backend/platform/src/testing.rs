@@ -90,10 +90,17 @@ impl Drop for TestDatabase {
             runtime.block_on(async move {
                 let options = PgConnectOptions::from_str(&admin_url()).ok()?;
                 let mut conn = options.connect().await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                // A service still winding down may reconnect between the
+                // forced disconnect and the drop; a few tries outlast it.
+                for _ in 0..5 {
+                    if sqlx::query(&statement).execute(&mut conn).await.is_ok() {
+                        return Some(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                eprintln!("could not drop test database {name}");
+                None
             })
         });
         let _ = dropper.join();
