@@ -6,24 +6,21 @@ use std::time::Duration;
 use futures::StreamExt;
 use platform::internal_token::{Caller, HEADER, InternalTokens};
 use platform::session::SessionTokens;
-use platform::testing::{TestDatabase, config};
+use platform::testing::{ServiceUnderTest, TestDatabase, config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 struct TestAuth {
-    base: String,
-    http: reqwest::Client,
-    tokens: InternalTokens,
+    service: ServiceUnderTest,
     sessions: SessionTokens,
     config: platform::Config,
-    shutdown: CancellationToken,
     _db: TestDatabase,
 }
 
-impl Drop for TestAuth {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for TestAuth {
+    type Target = ServiceUnderTest;
+    fn deref(&self) -> &ServiceUnderTest {
+        &self.service
     }
 }
 
@@ -37,43 +34,16 @@ impl TestAuth {
         let db = TestDatabase::reserve("auth");
         config.auth_database_url = db.url.clone();
         adjust(&mut config);
-        let shutdown = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = auth::build(&config, listener, shutdown.clone())
-            .await
-            .expect("auth starts");
+        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+            auth::build(&config, listener, shutdown)
+        })
+        .await;
         Self {
-            base: format!("http://{}", server.local_addr),
-            http: reqwest::Client::new(),
-            tokens: InternalTokens::new(&config.internal_token_secret),
+            service,
             sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
             config,
-            shutdown,
             _db: db,
         }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str, caller: &Caller) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .header(HEADER, self.tokens.mint(caller))
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        caller: &Caller,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.request(method, path, caller);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("auth answers");
-        let status = response.status();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
     }
 
     async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {

@@ -8,29 +8,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use platform::internal_token::{Caller, HEADER, InternalTokens};
-use platform::testing::{TestDatabase, config, eventually, unique_suffix};
+use platform::internal_token::{Caller, HEADER};
+use platform::testing::{ServiceUnderTest, TestDatabase, config, eventually, unique_suffix};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct TestPayments {
-    base: String,
-    http: reqwest::Client,
-    tokens: InternalTokens,
+    service: ServiceUnderTest,
     config: platform::Config,
-    shutdown: CancellationToken,
     db: Arc<TestDatabase>,
 }
 
-impl Drop for TestPayments {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for TestPayments {
+    type Target = ServiceUnderTest;
+    fn deref(&self) -> &ServiceUnderTest {
+        &self.service
     }
 }
 
@@ -52,19 +49,11 @@ impl TestPayments {
     }
 
     async fn start_on(config: platform::Config, db: Arc<TestDatabase>) -> Self {
-        let shutdown = CancellationToken::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = payments::build(&config, listener, shutdown.clone())
-            .await
-            .expect("payments starts");
-        Self {
-            base: format!("http://{}", server.local_addr),
-            http: reqwest::Client::new(),
-            tokens: InternalTokens::new(&config.internal_token_secret),
-            config,
-            shutdown,
-            db,
-        }
+        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+            payments::build(&config, listener, shutdown)
+        })
+        .await;
+        Self { service, config, db }
     }
 
     /// A second process on the same database, as a replica would be.
@@ -73,9 +62,7 @@ impl TestPayments {
     }
 
     fn request(&self, method: reqwest::Method, path: &str, owner: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .header(HEADER, self.tokens.mint(&user(owner)))
+        self.service.request(method, path, &user(owner))
     }
 
     async fn post_with_key(
@@ -173,17 +160,8 @@ async fn closed_port() -> SocketAddr {
 
 /// The real ledger, in-process on its own database.
 struct TestLedger {
-    base: String,
-    http: reqwest::Client,
-    tokens: InternalTokens,
-    shutdown: CancellationToken,
+    service: ServiceUnderTest,
     _db: TestDatabase,
-}
-
-impl Drop for TestLedger {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 impl TestLedger {
@@ -191,34 +169,20 @@ impl TestLedger {
         let mut config = config.clone();
         let db = TestDatabase::reserve("ledger");
         config.ledger_database_url = db.url.clone();
-        let shutdown = CancellationToken::new();
-        let server = ledger::build(&config, listener, shutdown.clone())
-            .await
-            .expect("ledger starts");
-        Self {
-            base: format!("http://{}", server.local_addr),
-            http: reqwest::Client::new(),
-            tokens: InternalTokens::new(&config.internal_token_secret),
-            shutdown,
-            _db: db,
-        }
+        let service = ServiceUnderTest::spawn_on(&config, listener, |listener, shutdown| {
+            ledger::build(&config, listener, shutdown)
+        })
+        .await;
+        Self { service, _db: db }
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(
-                HEADER,
-                self.tokens.mint(&Caller::Service {
-                    name: "payments-tests".into(),
-                }),
-            )
-            .send()
+        let payments = Caller::Service {
+            name: "payments-tests".into(),
+        };
+        self.service
+            .send(reqwest::Method::GET, path, &payments, None)
             .await
-            .expect("ledger answers");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -124,3 +124,99 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One service running in-process on an ephemeral port, with an HTTP client
+/// that signs each request with the internal token the gateway would send.
+/// Dropping it starts the service's graceful shutdown.
+pub struct ServiceUnderTest {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tokens: crate::internal_token::InternalTokens,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl ServiceUnderTest {
+    /// Binds 127.0.0.1:0 and starts the service with `build`, as its binary would.
+    pub async fn spawn<Build, Running>(config: &Config, build: Build) -> Self
+    where
+        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
+        Running: Future<Output = anyhow::Result<crate::http::Server>>,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        Self::spawn_on(config, listener, build).await
+    }
+
+    /// Starts the service on a listener the test bound itself, so that the
+    /// address can be known (or refused) before the service exists.
+    pub async fn spawn_on<Build, Running>(
+        config: &Config,
+        listener: tokio::net::TcpListener,
+        build: Build,
+    ) -> Self
+    where
+        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
+        Running: Future<Output = anyhow::Result<crate::http::Server>>,
+    {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let server = build(listener, shutdown.clone())
+            .await
+            .expect("the service starts");
+        Self {
+            base: format!("http://{}", server.local_addr),
+            http: reqwest::Client::new(),
+            tokens: crate::internal_token::InternalTokens::new(&config.internal_token_secret),
+            shutdown,
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(crate::internal_token::HEADER, self.tokens.mint(caller))
+    }
+
+    /// The status and the exact body text, to compare answers byte for byte.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, String) {
+        let mut request = self.request(method, path, caller);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the service answers");
+        let status = response.status();
+        (status, response.text().await.expect("a readable body"))
+    }
+
+    /// The status and the body as JSON (`null` when it is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let (status, text) = self.send_raw(method, path, caller, body).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+impl Drop for ServiceUnderTest {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

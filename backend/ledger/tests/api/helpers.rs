@@ -1,21 +1,18 @@
-use platform::internal_token::{Caller, HEADER, InternalTokens};
-use platform::testing::{TestDatabase, config};
+use platform::internal_token::Caller;
+use platform::testing::{ServiceUnderTest, TestDatabase, config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 pub struct TestLedger {
-    pub base: String,
-    pub http: reqwest::Client,
-    pub tokens: InternalTokens,
-    shutdown: CancellationToken,
+    service: ServiceUnderTest,
     pub db: TestDatabase,
 }
 
-impl Drop for TestLedger {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+impl std::ops::Deref for TestLedger {
+    type Target = ServiceUnderTest;
+    fn deref(&self) -> &ServiceUnderTest {
+        &self.service
     }
 }
 
@@ -29,57 +26,16 @@ impl TestLedger {
         let db = TestDatabase::reserve("ledger");
         config.ledger_database_url = db.url.clone();
         adjust(&mut config);
-        let shutdown = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = ledger::build(&config, listener, shutdown.clone())
-            .await
-            .expect("ledger starts");
-        Self {
-            base: format!("http://{}", server.local_addr),
-            http: reqwest::Client::new(),
-            tokens: InternalTokens::new(&config.internal_token_secret),
-            shutdown,
-            db,
-        }
+        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+            ledger::build(&config, listener, shutdown)
+        })
+        .await;
+        Self { service, db }
     }
 
     /// A pool for speaking SQL to the ledger's database directly.
     pub async fn sql(&self) -> PgPool {
         self.db.pool().await
-    }
-
-    pub fn request(&self, method: Method, path: &str, caller: &Caller) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .header(HEADER, self.tokens.mint(caller))
-    }
-
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        caller: &Caller,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let (status, text) = self.send_raw(method, path, caller, body).await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// The status and the exact body text, to compare answers byte for byte.
-    pub async fn send_raw(
-        &self,
-        method: Method,
-        path: &str,
-        caller: &Caller,
-        body: Option<Value>,
-    ) -> (StatusCode, String) {
-        let mut request = self.request(method, path, caller);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the ledger answers");
-        let status = response.status();
-        (status, response.text().await.expect("a body"))
     }
 
     pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
