@@ -125,34 +125,31 @@ struct Developer {
     api_key: String,
 }
 
+async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.post(url).json(body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    Ok(request.send().await?.error_for_status()?.json().await?)
+}
+
 async fn developer(http: &reqwest::Client, gateway: &str) -> anyhow::Result<Developer> {
     let credentials = json!({"email": "bench@example.com", "password": "benchmark password"});
-    let user: Value = http
-        .post(format!("{gateway}/auth/register"))
-        .json(&credentials)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let login: Value = http
-        .post(format!("{gateway}/auth/login"))
-        .json(&credentials)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let user = post_json(http, format!("{gateway}/auth/register"), None, &credentials).await?;
+    let login = post_json(http, format!("{gateway}/auth/login"), None, &credentials).await?;
     let token = login["access_token"].as_str().context("no access token")?;
-    let key: Value = http
-        .post(format!("{gateway}/auth/api-keys"))
-        .bearer_auth(token)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let key = post_json(
+        http,
+        format!("{gateway}/auth/api-keys"),
+        Some(token),
+        &json!({"name": "bench"}),
+    )
+    .await?;
     Ok(Developer {
         user_id: user["id"].as_str().context("no user id")?.to_owned(),
         api_key: key["key"].as_str().context("no key")?.to_owned(),
@@ -299,15 +296,13 @@ async fn confirm_to_frame(
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
-        let payment: Value = http
-            .post(format!("{gateway}/v1/payments"))
-            .bearer_auth(&developer.api_key)
-            .json(&json!({"amount": 1000, "currency": "usd"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let payment = post_json(
+            http,
+            format!("{gateway}/v1/payments"),
+            Some(&developer.api_key),
+            &json!({"amount": 1000, "currency": "usd"}),
+        )
+        .await?;
         let id = payment["id"].as_str().context("no payment id")?.to_owned();
         let started = Instant::now();
         http.post(format!("{gateway}/v1/payments/{id}/confirm"))
