@@ -28,6 +28,8 @@ pub enum AuthError {
     InvalidKeyName,
     #[error("no such API key")]
     ApiKeyNotFound,
+    #[error("a user may hold at most {max} active API keys; revoke one before creating another")]
+    ApiKeyLimitReached { max: i64 },
     #[error("no such user")]
     UserNotFound,
     #[error("limit must be between 1 and 100, not {0}")]
@@ -67,6 +69,12 @@ impl AuthError {
             Self::InvalidApiKey => ApiError::unauthenticated("invalid_api_key", message),
             Self::InvalidKeyName => ApiError::invalid_param("invalid_name", "name", message),
             Self::ApiKeyNotFound => ApiError::not_found("API key"),
+            Self::ApiKeyLimitReached { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorKind::InvalidRequestError,
+                "api_key_limit_reached",
+                message,
+            ),
             Self::UserNotFound => ApiError::not_found("user"),
             Self::InvalidLimit(_) => ApiError::invalid_param("invalid_limit", "limit", message),
             Self::Database(e) => internal_error("auth database", e),

@@ -56,6 +56,7 @@ pub(crate) struct Settings {
     pub refresh_token_ttl: chrono::Duration,
     pub max_failed_logins: i32,
     pub login_lockout: chrono::Duration,
+    pub api_keys_per_user_max: i64,
 }
 
 pub(crate) type SharedSettings = Arc<Settings>;

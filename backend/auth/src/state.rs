@@ -36,6 +36,7 @@ impl AppState {
                 refresh_token_ttl: seconds(config.refresh_token_ttl),
                 max_failed_logins: config.max_failed_logins as i32,
                 login_lockout: seconds(config.login_lockout),
+                api_keys_per_user_max: i64::from(config.api_keys_per_user_max),
             }),
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use platform::internal_token::{Caller, HEADER, InternalTokens};
+use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 use platform::session::SessionTokens;
 use platform::testing::{ServiceUnderTest, TestDatabase, config};
 use reqwest::StatusCode;
@@ -75,11 +75,18 @@ impl TestAuth {
 
 const PASSWORD: &str = "correct horse battery";
 
+/// A user signed in with a session, as on every `/auth` route.
 fn user(id: &str) -> Caller {
-    Caller::User {
-        user_id: id.into(),
-        api_key_id: None,
-    }
+    Caller::session(id)
+}
+
+/// The same user calling with an API key.
+fn with_key(id: &str) -> Caller {
+    Caller::api_key(id, "key_1")
+}
+
+fn gateway() -> Caller {
+    Caller::Service(Service::Gateway)
 }
 
 fn code(body: &Value) -> &str {
@@ -414,11 +421,7 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_verified() {
     assert!(listed["last_used_at"].is_null());
 
     let (status, verified) = auth
-        .post(
-            "/internal/api-keys/verify",
-            &Caller::Anonymous,
-            json!({"key": key}),
-        )
+        .post("/internal/api-keys/verify", &gateway(), json!({"key": key}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(verified["user_id"], user_id);
@@ -432,11 +435,7 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_verified() {
         format!("{}A", &key[..key.len() - 1]),
     ] {
         let (status, body) = auth
-            .post(
-                "/internal/api-keys/verify",
-                &Caller::Anonymous,
-                json!({"key": bad}),
-            )
+            .post("/internal/api-keys/verify", &gateway(), json!({"key": bad}))
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
         assert_eq!(code(&body), "invalid_api_key");
@@ -490,7 +489,7 @@ async fn revocation_is_idempotent_scoped_and_announced() {
     let (status, _) = auth
         .post(
             "/internal/api-keys/verify",
-            &Caller::Anonymous,
+            &gateway(),
             json!({"key": created["key"]}),
         )
         .await;
@@ -564,6 +563,147 @@ async fn every_user_has_a_webhook_secret_that_rolls() {
     assert_ne!(rolled["secret"], first["secret"]);
     let (_, now) = auth.get("/v1/webhooks/secret", &user(&ada)).await;
     assert_eq!(now["secret"], rolled["secret"]);
+
+    // A listener reads the secret with its API key, but only a session rolls it.
+    let (status, read) = auth.get("/v1/webhooks/secret", &with_key(&ada)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["secret"], rolled["secret"]);
+    let (status, body) = auth
+        .post("/v1/webhooks/secret/roll", &with_key(&ada), json!({}))
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "session_required"));
+    let (_, after) = auth.get("/v1/webhooks/secret", &user(&ada)).await;
+    assert_eq!(after["secret"], rolled["secret"]);
+}
+
+#[tokio::test]
+async fn credential_routes_refuse_an_api_key_caller() {
+    let auth = TestAuth::start().await;
+    let ada = auth.register("ada@example.com").await;
+    let created = auth.create_key(&user(&ada), "laptop").await;
+    let key_path = format!("/auth/api-keys/{}", created["id"].as_str().expect("id"));
+    let routes = [
+        (reqwest::Method::GET, "/auth/me", None),
+        (reqwest::Method::GET, "/auth/api-keys", None),
+        (
+            reqwest::Method::POST,
+            "/auth/api-keys",
+            Some(json!({"name": "successor"})),
+        ),
+        (reqwest::Method::DELETE, key_path.as_str(), None),
+        (reqwest::Method::POST, "/v1/webhooks/secret/roll", Some(json!({}))),
+    ];
+    for (method, path, body) in routes {
+        let key_id = created["id"].as_str().expect("id");
+        let caller = Caller::api_key(ada.clone(), key_id);
+        let (status, answer) = auth.send(method.clone(), path, &caller, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert_eq!(code(&answer), "session_required", "{method} {path}");
+        assert_eq!(answer["error"]["type"], "permission_error");
+        let (status, _) = auth.send(method.clone(), path, &gateway(), body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} as the gateway");
+    }
+    // Nothing was created or revoked by the key.
+    let (_, keys) = auth.get("/auth/api-keys", &user(&ada)).await;
+    assert_eq!(keys["data"].as_array().map(Vec::len), Some(1), "{keys}");
+    assert!(keys["data"][0]["revoked_at"].is_null(), "{keys}");
+}
+
+#[tokio::test]
+async fn key_verification_answers_only_the_gateway() {
+    let auth = TestAuth::start().await;
+    let ada = auth.register("ada@example.com").await;
+    let created = auth.create_key(&user(&ada), "laptop").await;
+    let body = json!({"key": created["key"]});
+    let callers = [
+        ("anonymous", Caller::Anonymous, StatusCode::FORBIDDEN),
+        ("user via session", user(&ada), StatusCode::FORBIDDEN),
+        ("user via api key", with_key(&ada), StatusCode::FORBIDDEN),
+        (
+            "payments",
+            Caller::Service(Service::Payments),
+            StatusCode::FORBIDDEN,
+        ),
+        ("ops", Caller::Service(Service::Ops), StatusCode::FORBIDDEN),
+        ("gateway", gateway(), StatusCode::OK),
+    ];
+    for (name, caller, expected) in callers {
+        let (status, answer) = auth
+            .post("/internal/api-keys/verify", &caller, body.clone())
+            .await;
+        assert_eq!(status, expected, "{name}: {answer}");
+        if expected == StatusCode::FORBIDDEN {
+            assert_eq!(code(&answer), "caller_not_allowed", "{name}");
+        }
+    }
+    let response = auth
+        .http
+        .post(format!("{}/internal/api-keys/verify", auth.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("auth answers");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_the_configured_number_of_active_keys() {
+    let auth = TestAuth::start_with(|config| config.api_keys_per_user_max = 3).await;
+    let ada = auth.register("ada@example.com").await;
+    let bob = auth.register("bob@example.com").await;
+    // Many at once: the cap holds under concurrency, not just in sequence.
+    let attempts = (0..12).map(|i| {
+        let caller = user(&ada);
+        let auth = &auth;
+        async move {
+            auth.post("/auth/api-keys", &caller, json!({"name": format!("k{i}")}))
+                .await
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 3, "{answers:?}");
+    for (status, body) in answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::CREATED)
+    {
+        assert_eq!(
+            (*status, code(body)),
+            (StatusCode::CONFLICT, "api_key_limit_reached"),
+            "{body}"
+        );
+    }
+    // Another user's count is their own.
+    auth.create_key(&user(&bob), "bob's").await;
+    // A revoked key frees its place.
+    let path = format!("/auth/api-keys/{}", created[0]["id"].as_str().expect("id"));
+    let (status, _) = auth.send(reqwest::Method::DELETE, &path, &user(&ada), None).await;
+    assert_eq!(status, StatusCode::OK);
+    auth.create_key(&user(&ada), "after revoking").await;
+    let (status, body) = auth
+        .post("/auth/api-keys", &user(&ada), json!({"name": "one too many"}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "api_key_limit_reached")
+    );
+}
+
+#[test]
+fn the_key_cap_defaults_to_25_and_is_configurable() {
+    assert_eq!(platform::Config::local_defaults().api_keys_per_user_max, 25);
+    let set = |value: &'static str| {
+        platform::Config::from_lookup(&move |name| {
+            (name == "API_KEYS_PER_USER_MAX").then(|| value.to_owned())
+        })
+    };
+    assert_eq!(set("7").expect("valid").api_keys_per_user_max, 7);
+    assert!(set("0").is_err());
+    assert!(set("many").is_err());
 }
 
 #[tokio::test]

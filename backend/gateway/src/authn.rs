@@ -8,7 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contract::auth::{API_KEY_PREFIX, VerifiedApiKey, VerifyApiKeyRequest};
-use platform::internal_token::Caller;
+use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokenError;
 
 use crate::key_cache::{Principal, digest};
@@ -59,6 +59,16 @@ pub async fn session(State(state): State<AppState>, mut req: Request, next: Next
     limited(verdict, req, next).await
 }
 
+/// Either credential, each checked as on its own routes; the service behind
+/// decides which it accepts (auth refuses an API key where a session is needed).
+pub async fn api_key_or_session(state: State<AppState>, req: Request, next: Next) -> Response {
+    if bearer(&req).is_some_and(|token| token.starts_with(API_KEY_PREFIX)) {
+        api_key(state, req, next).await
+    } else {
+        session(state, req, next).await
+    }
+}
+
 /// Login, registration and refresh: limited per client address, since
 /// there is no key yet to count against.
 pub async fn client_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -101,7 +111,7 @@ pub async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, 
         .post(format!("{}/internal/api-keys/verify", state.upstreams.auth))
         .header(
             platform::internal_token::HEADER,
-            state.token_cache.token_for(&Caller::Anonymous),
+            state.token_cache.token_for(&Caller::Service(Service::Gateway)),
         )
         .json(&VerifyApiKeyRequest { key: key.to_owned() })
         .send()

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use platform::internal_token::Caller;
 
 use crate::key_cache::Principal;
+use crate::token_cache::user_caller;
 use crate::{AppState, GatewayError};
 
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -73,13 +74,10 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
         Upstream::Payments => &state.upstreams.payments,
         Upstream::Ledger => &state.upstreams.ledger,
     };
-    let caller = match req.extensions().get::<Principal>() {
-        Some(principal) => Caller::User {
-            user_id: principal.user_id.clone(),
-            api_key_id: principal.key_id.clone(),
-        },
-        None => Caller::Anonymous,
-    };
+    let caller = req
+        .extensions()
+        .get::<Principal>()
+        .map_or(Caller::Anonymous, user_caller);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = axum::body::to_bytes(body, BODY_LIMIT_BYTES)

@@ -22,6 +22,11 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/api-keys", any(to_auth))
         .route("/auth/api-keys/{id}", any(to_auth))
         .route_layer(from_fn_with_state(state.clone(), authn::session));
+    // Rolling the signing secret needs a session, which auth checks itself;
+    // the gateway lets either credential through so that auth can say so.
+    let with_either = Router::new()
+        .route("/v1/webhooks/secret/roll", post(to_auth))
+        .route_layer(from_fn_with_state(state.clone(), authn::api_key_or_session));
     let by_address = Router::new()
         .route("/auth/register", post(to_auth))
         .route("/auth/login", post(to_auth))
@@ -30,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(with_api_key)
         .merge(with_session)
+        .merge(with_either)
         .merge(by_address)
         .route("/openapi.json", get(crate::openapi::document))
         .with_state(state)

@@ -7,17 +7,25 @@ use std::time::{Duration, Instant};
 
 use platform::internal_token::{Caller, InternalTokens};
 
+use crate::key_cache::Principal;
+
+/// The caller a service sees for a user the gateway authenticated: with an
+/// API key when the principal came from one, else with a session.
+pub fn user_caller(principal: &Principal) -> Caller {
+    match &principal.key_id {
+        Some(key_id) => Caller::api_key(principal.user_id.clone(), key_id.clone()),
+        None => Caller::session(principal.user_id.clone()),
+    }
+}
+
 /// Tokens live 60 s; reusing one for 20 s leaves 40 s for the call.
 const REUSE_FOR: Duration = Duration::from_secs(20);
 const MAX_ENTRIES: usize = 10_000;
 
-/// A user and the key they called with.
-type CallerKey = (String, Option<String>);
-
 #[derive(Debug)]
 pub struct TokenCache {
     tokens: InternalTokens,
-    minted: Mutex<HashMap<CallerKey, (String, Instant)>>,
+    minted: Mutex<HashMap<Caller, (String, Instant)>>,
 }
 
 impl TokenCache {
@@ -29,15 +37,11 @@ impl TokenCache {
     }
 
     pub fn token_for(&self, caller: &Caller) -> String {
-        let Caller::User { user_id, api_key_id } = caller else {
-            return self.tokens.mint(caller);
-        };
-        let key = (user_id.clone(), api_key_id.clone());
         let mut minted = self
             .minted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((token, at)) = minted.get(&key)
+        if let Some((token, at)) = minted.get(caller)
             && at.elapsed() < REUSE_FOR
         {
             return token.clone();
@@ -46,13 +50,14 @@ impl TokenCache {
             minted.retain(|_, (_, at)| at.elapsed() < REUSE_FOR);
         }
         let token = self.tokens.mint(caller);
-        minted.insert(key, (token.clone(), Instant::now()));
+        minted.insert(caller.clone(), (token.clone(), Instant::now()));
         token
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use platform::internal_token::Service;
     use secrecy::SecretString;
 
     use super::*;
@@ -61,16 +66,13 @@ mod tests {
     fn reuses_a_users_token_and_keeps_callers_apart() {
         let tokens = InternalTokens::new(&SecretString::from("a-secret-long-enough-for-tests".to_owned()));
         let cache = TokenCache::new(tokens.clone());
-        let ada = Caller::User {
-            user_id: "usr_ada".into(),
-            api_key_id: None,
-        };
-        let bob = Caller::User {
-            user_id: "usr_bob".into(),
-            api_key_id: None,
-        };
+        let ada = Caller::session("usr_ada");
+        let adas_key = Caller::api_key("usr_ada", "key_ada");
+        let bob = Caller::session("usr_bob");
+        let gateway = Caller::Service(Service::Gateway);
         assert_eq!(cache.token_for(&ada), cache.token_for(&ada));
-        assert_eq!(tokens.verify(&cache.token_for(&bob)).expect("valid"), bob);
-        assert_eq!(tokens.verify(&cache.token_for(&ada)).expect("valid"), ada);
+        for caller in [&ada, &adas_key, &bob, &gateway] {
+            assert_eq!(&tokens.verify(&cache.token_for(caller)).expect("valid"), caller);
+        }
     }
 }

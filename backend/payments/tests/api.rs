@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use platform::internal_token::{Caller, HEADER};
+use platform::internal_token::{Caller, HEADER, Service};
 use platform::testing::{ServiceUnderTest, TestDatabase, config, eventually, unique_suffix};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -95,6 +95,18 @@ impl TestPayments {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The gateway's gap filler, asked for `owner`'s events.
+    async fn since(&self, owner: &str, query: &str) -> (StatusCode, Value) {
+        self.service
+            .send(
+                reqwest::Method::GET,
+                &format!("/internal/events/since?owner_id={owner}{query}"),
+                &Caller::Service(Service::Gateway),
+                None,
+            )
+            .await
+    }
+
     async fn create(&self, owner: &str, amount: i64, currency: &str) -> Value {
         let (status, body) = self
             .post(
@@ -133,11 +145,9 @@ impl TestPayments {
     }
 }
 
+/// A user calling with an API key, as on every `/v1` route.
 fn user(id: &str) -> Caller {
-    Caller::User {
-        user_id: id.into(),
-        api_key_id: None,
-    }
+    Caller::api_key(id, format!("key_{}", id.trim_start_matches("usr_")))
 }
 
 fn new_owner() -> String {
@@ -176,13 +186,14 @@ impl TestLedger {
         Self { service, _db: db }
     }
 
+    /// The trial balance as operators read it; anything else as payments.
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let payments = Caller::Service {
-            name: "payments-tests".into(),
+        let caller = if path == "/internal/trial-balance" {
+            Caller::Service(Service::Ops)
+        } else {
+            Caller::Service(Service::Payments)
         };
-        self.service
-            .send(reqwest::Method::GET, path, &payments, None)
-            .await
+        self.service.send(reqwest::Method::GET, path, &caller, None).await
     }
 }
 
@@ -1068,33 +1079,49 @@ async fn a_payment_run_emits_exactly_the_expected_events_in_order() {
 
     // The gateway's gap filler: ascending, after an id or a sequence.
     let (status, since) = payments
-        .get(
-            &owner,
-            &format!("/internal/events/since?after={}&limit=2", id(&events[0])),
-        )
+        .since(&owner, &format!("&after={}&limit=2", id(&events[0])))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(since["data"], json!([events[1], events[2]]));
     assert_eq!(since["has_more"], true);
-    let (_, since) = payments
-        .get(&owner, "/internal/events/since?after_sequence=3")
-        .await;
+    let (_, since) = payments.since(&owner, "&after_sequence=3").await;
     assert_eq!(since["data"], json!([events[3]]));
     assert_eq!(since["has_more"], false);
-    let (_, all) = payments.get(&owner, "/internal/events/since").await;
+    let (_, all) = payments.since(&owner, "").await;
     assert_eq!(all["data"].as_array().map(Vec::len), Some(4));
-    let (status, body) = payments
-        .get(&owner, "/internal/events/since?after=evt_unknown")
-        .await;
+    let (status, body) = payments.since(&owner, "&after=evt_unknown").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "resource_missing");
     let (status, _) = payments
-        .get(
-            &stranger,
-            &format!("/internal/events/since?after={}", id(&events[0])),
-        )
+        .since(&stranger, &format!("&after={}", id(&events[0])))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Only the gateway asks, on its own account; a user's token never
+    // reaches the gap filler, whatever its credential.
+    let path = format!("/internal/events/since?owner_id={owner}");
+    let callers = [
+        Caller::Anonymous,
+        Caller::session(owner.clone()),
+        user(&owner),
+        Caller::Service(Service::Payments),
+        Caller::Service(Service::Ops),
+    ];
+    for caller in callers {
+        let (status, body) = payments
+            .service
+            .send(reqwest::Method::GET, &path, &caller, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{caller:?}: {body}");
+        assert_eq!(code(&body), "caller_not_allowed", "{caller:?}");
+    }
+    let response = payments
+        .http
+        .get(format!("{}{path}", payments.base))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // A resend goes out again to live listeners, marked as such.
     let (status, resent) = payments

@@ -63,6 +63,8 @@ pub struct Config {
     /// attempts are refused until the window passes.
     pub max_failed_logins: u32,
     pub login_lockout: Duration,
+    /// Active (unrevoked) API keys a user may hold at once.
+    pub api_keys_per_user_max: u32,
     /// Payment fee in basis points of the amount, plus a fixed part in minor units.
     pub fee_basis_points: i64,
     pub fee_fixed_minor: i64,
@@ -135,6 +137,14 @@ impl Config {
                 reason: "bcrypt takes a cost from 4 to 31".into(),
             });
         }
+        let api_keys_per_user_max = read(lookup, "API_KEYS_PER_USER_MAX", 25u32)?;
+        if api_keys_per_user_max == 0 {
+            return Err(ConfigError::Invalid {
+                name: "API_KEYS_PER_USER_MAX",
+                value: "0".into(),
+                reason: "a user needs at least one API key".into(),
+            });
+        }
         let log_format = match read_string(lookup, "LOG_FORMAT", "text").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -174,6 +184,7 @@ impl Config {
             refresh_token_ttl: read_seconds(lookup, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
             max_failed_logins: read(lookup, "MAX_FAILED_LOGINS", 5)?,
             login_lockout: read_seconds(lookup, "LOGIN_LOCKOUT_SECONDS", 15 * 60)?,
+            api_keys_per_user_max,
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
             fee_fixed_minor: read(lookup, "FEE_FIXED_MINOR", 30)?,
             log_format,

@@ -2,10 +2,16 @@
 //! a service. A service answers nothing without one, so a port left open by
 //! mistake is not a way in.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::Router;
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use contract::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -17,21 +23,72 @@ const AUDIENCE: &str = "micro-internal";
 const ISSUER: &str = "micro";
 const LIFETIME: Duration = Duration::from_secs(60);
 
+/// How the gateway authenticated a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A session access token from `/auth/login`.
+    Session,
+    /// An API key, named by its id.
+    ApiKey { key_id: String },
+}
+
+/// The services that call other services on their own account. A token
+/// naming any other service is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The gateway itself, not on behalf of a user (key verification,
+    /// filling a stream's gap).
+    Gateway,
+    /// Payments, posting to the ledger.
+    Payments,
+    /// Operators' tooling and tests: the ledger's trial balance.
+    Ops,
+}
+
+impl Service {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Payments => "payments",
+            Self::Ops => "ops",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Gateway, Self::Payments, Self::Ops]
+            .into_iter()
+            .find(|service| service.name() == name)
+    }
+}
+
 /// Who a service is serving.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
-    /// The gateway on behalf of nobody yet (registration, login, key checks).
+    /// The gateway on behalf of nobody yet (registration, login, refresh).
     Anonymous,
     /// A user, authenticated by the gateway with a session or an API key.
-    User {
-        user_id: String,
-        api_key_id: Option<String>,
-    },
-    /// Another service acting on its own account (payments posting to the ledger).
-    Service { name: String },
+    User { user_id: String, credential: Credential },
+    /// A service acting on its own account.
+    Service(Service),
 }
 
 impl Caller {
+    pub fn session(user_id: impl Into<String>) -> Self {
+        Self::User {
+            user_id: user_id.into(),
+            credential: Credential::Session,
+        }
+    }
+
+    pub fn api_key(user_id: impl Into<String>, key_id: impl Into<String>) -> Self {
+        Self::User {
+            user_id: user_id.into(),
+            credential: Credential::ApiKey {
+                key_id: key_id.into(),
+            },
+        }
+    }
+
     pub fn user_id(&self) -> Option<&str> {
         match self {
             Self::User { user_id, .. } => Some(user_id),
@@ -50,6 +107,9 @@ struct Claims {
     scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sub: Option<String>,
+    /// A user's credential: `session` or `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cred: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
@@ -60,8 +120,8 @@ pub enum InternalTokenError {
     Missing,
     #[error("the internal token is not valid")]
     Invalid(#[source] jsonwebtoken::errors::Error),
-    #[error("the internal token has an unknown scope")]
-    UnknownScope,
+    #[error("the internal token names no caller this platform knows")]
+    UnknownCaller,
 }
 
 /// Cheap to clone: every request's extractor takes a copy.
@@ -97,21 +157,37 @@ impl InternalTokens {
 
     pub fn mint(&self, caller: &Caller) -> String {
         let now = chrono::Utc::now().timestamp();
-        let (scope, sub, key) = match caller {
-            Caller::Anonymous => ("anonymous", None, None),
-            Caller::User { user_id, api_key_id } => ("user", Some(user_id.clone()), api_key_id.clone()),
-            Caller::Service { name } => ("service", Some(name.clone()), None),
+        let (scope, sub, cred, key) = match caller {
+            Caller::Anonymous => ("anonymous", None, None, None),
+            Caller::User {
+                user_id,
+                credential: Credential::Session,
+            } => ("user", Some(user_id.clone()), Some("session"), None),
+            Caller::User {
+                user_id,
+                credential: Credential::ApiKey { key_id },
+            } => (
+                "user",
+                Some(user_id.clone()),
+                Some("api_key"),
+                Some(key_id.clone()),
+            ),
+            Caller::Service(service) => ("service", Some(service.name().to_owned()), None, None),
         };
-        let claims = Claims {
+        self.sign(&Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + LIFETIME.as_secs() as i64,
             scope: scope.into(),
             sub,
+            cred: cred.map(str::to_owned),
             key,
-        };
-        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding) {
+        })
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding) {
             Ok(token) => token,
             // HS256 over a serialisable struct cannot fail.
             Err(e) => unreachable!("encoding an internal token: {e}"),
@@ -122,14 +198,21 @@ impl InternalTokens {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(InternalTokenError::Invalid)?
             .claims;
-        match (claims.scope.as_str(), claims.sub) {
-            ("anonymous", _) => Ok(Caller::Anonymous),
-            ("user", Some(user_id)) => Ok(Caller::User {
-                user_id,
-                api_key_id: claims.key,
-            }),
-            ("service", Some(name)) => Ok(Caller::Service { name }),
-            _ => Err(InternalTokenError::UnknownScope),
+        // Every combination not named here is refused, so that a token can
+        // never be read as a more trusted kind of caller than it was minted for.
+        match (
+            claims.scope.as_str(),
+            claims.sub,
+            claims.cred.as_deref(),
+            claims.key,
+        ) {
+            ("anonymous", None, None, None) => Ok(Caller::Anonymous),
+            ("user", Some(user_id), Some("session"), None) => Ok(Caller::session(user_id)),
+            ("user", Some(user_id), Some("api_key"), Some(key_id)) => Ok(Caller::api_key(user_id, key_id)),
+            ("service", Some(name), None, None) => Service::parse(&name)
+                .map(Caller::Service)
+                .ok_or(InternalTokenError::UnknownCaller),
+            _ => Err(InternalTokenError::UnknownCaller),
         }
     }
 }
@@ -147,30 +230,35 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let tokens = InternalTokens::from_ref(state);
-        let token = parts
-            .headers
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(InternalTokenError::Missing);
-        match token.and_then(|t| tokens.verify(t)) {
-            Ok(caller) => Ok(Self(caller)),
-            Err(e) => {
-                tracing::warn!(error = %e, "refused a call without a valid internal token");
-                Err(ApiError::unauthenticated(
-                    "internal_token_invalid",
-                    "this service only answers the gateway",
-                ))
-            }
-        }
+        verified(&parts.headers, &InternalTokens::from_ref(state)).map(Self)
     }
+}
+
+fn verified(headers: &HeaderMap, tokens: &InternalTokens) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(InternalTokenError::Missing);
+    token.and_then(|t| tokens.verify(t)).map_err(|e| {
+        tracing::warn!(error = %e, "refused a call without a valid internal token");
+        ApiError::unauthenticated("internal_token_invalid", "this service only answers the gateway")
+    })
+}
+
+fn not_allowed(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorKind::PermissionError,
+        "caller_not_allowed",
+        message,
+    )
 }
 
 /// An authenticated user, the only kind of caller user-facing routes take.
 #[derive(Debug, Clone)]
 pub struct UserCaller {
     pub user_id: String,
-    pub api_key_id: Option<String>,
+    pub credential: Credential,
 }
 
 impl<S> FromRequestParts<S> for UserCaller
@@ -182,12 +270,115 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Internal::from_request_parts(parts, state).await?.0 {
-            Caller::User { user_id, api_key_id } => Ok(Self { user_id, api_key_id }),
+            Caller::User { user_id, credential } => Ok(Self { user_id, credential }),
             _ => Err(ApiError::unauthenticated(
                 "authentication_required",
                 "this route needs an authenticated user",
             )),
         }
+    }
+}
+
+/// A user who signed in with a session. Routes that manage credentials take
+/// this, so that an API key, leaked or not, cannot mint or revoke keys
+/// whatever the gateway's routing lets through.
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub user_id: String,
+}
+
+impl<S> FromRequestParts<S> for SessionCaller
+where
+    S: Send + Sync,
+    InternalTokens: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = UserCaller::from_request_parts(parts, state).await?;
+        match user.credential {
+            Credential::Session => Ok(Self {
+                user_id: user.user_id,
+            }),
+            Credential::ApiKey { .. } => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorKind::PermissionError,
+                "session_required",
+                "this route needs a session: sign in at /auth/login; an API key cannot do this",
+            )),
+        }
+    }
+}
+
+/// Which services may call a route; see [`ServiceCaller`].
+pub trait Allowlist: Send + Sync + 'static {
+    const SERVICES: &'static [Service];
+}
+
+/// Only the gateway, on its own account.
+#[derive(Debug)]
+pub enum FromGateway {}
+impl Allowlist for FromGateway {
+    const SERVICES: &'static [Service] = &[Service::Gateway];
+}
+
+/// Only payments.
+#[derive(Debug)]
+pub enum FromPayments {}
+impl Allowlist for FromPayments {
+    const SERVICES: &'static [Service] = &[Service::Payments];
+}
+
+/// Only operators' tooling: no public path leads here.
+#[derive(Debug)]
+pub enum FromOps {}
+impl Allowlist for FromOps {
+    const SERVICES: &'static [Service] = &[Service::Ops];
+}
+
+/// A service on `A`'s list. Every `/internal` handler takes one, so its
+/// allowlist is part of its signature; users, whatever their credential,
+/// and services not on the list get 403.
+#[derive(Debug)]
+pub struct ServiceCaller<A: Allowlist>(pub Service, PhantomData<A>);
+
+impl<S, A> FromRequestParts<S> for ServiceCaller<A>
+where
+    S: Send + Sync,
+    A: Allowlist,
+    InternalTokens: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Internal::from_request_parts(parts, state).await?.0 {
+            Caller::Service(service) if A::SERVICES.contains(&service) => Ok(Self(service, PhantomData)),
+            caller => {
+                tracing::warn!(?caller, path = %parts.uri.path(), "refused a caller not on the route's allowlist");
+                Err(not_allowed("this route is not open to this caller"))
+            }
+        }
+    }
+}
+
+/// Closes every route of `router` to all but services, before any handler
+/// runs: the `/internal` routes of a service go through this, so that a
+/// handler written without its [`ServiceCaller`] is still shut to users.
+pub fn services_only<S>(router: Router<S>, tokens: InternalTokens) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.route_layer(axum::middleware::from_fn_with_state(tokens, refuse_non_services))
+}
+
+async fn refuse_non_services(State(tokens): State<InternalTokens>, req: Request, next: Next) -> Response {
+    match verified(req.headers(), &tokens) {
+        Ok(Caller::Service(_)) => next.run(req).await,
+        Ok(caller) => {
+            tracing::warn!(?caller, path = %req.uri().path(), "refused a non-service caller on an internal route");
+            not_allowed("this route is not open to this caller").into_response()
+        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -204,13 +395,11 @@ mod tests {
         let t = tokens("a-secret-long-enough-for-tests");
         for caller in [
             Caller::Anonymous,
-            Caller::User {
-                user_id: "usr_1".into(),
-                api_key_id: Some("key_1".into()),
-            },
-            Caller::Service {
-                name: "payments".into(),
-            },
+            Caller::session("usr_1"),
+            Caller::api_key("usr_1", "key_1"),
+            Caller::Service(Service::Gateway),
+            Caller::Service(Service::Payments),
+            Caller::Service(Service::Ops),
         ] {
             assert_eq!(t.verify(&t.mint(&caller)).expect("valid"), caller);
         }
@@ -227,5 +416,41 @@ mod tests {
                 .verify(&tampered)
                 .is_err()
         );
+    }
+
+    fn claims(scope: &str, sub: Option<&str>, cred: Option<&str>, key: Option<&str>) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + 60,
+            scope: scope.into(),
+            sub: sub.map(str::to_owned),
+            cred: cred.map(str::to_owned),
+            key: key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn refuses_callers_it_does_not_know_or_that_are_half_said() {
+        let t = tokens("a-secret-long-enough-for-tests");
+        for odd in [
+            claims("service", Some("billing"), None, None),
+            claims("service", Some("payments"), Some("session"), None),
+            claims("user", Some("usr_1"), None, None),
+            claims("user", Some("usr_1"), None, Some("key_1")),
+            claims("user", Some("usr_1"), Some("api_key"), None),
+            claims("user", Some("usr_1"), Some("session"), Some("key_1")),
+            claims("user", None, Some("session"), None),
+            claims("anonymous", Some("usr_1"), None, None),
+            claims("admin", Some("usr_1"), None, None),
+        ] {
+            let described = format!("{odd:?}");
+            assert!(
+                matches!(t.verify(&t.sign(&odd)), Err(InternalTokenError::UnknownCaller)),
+                "{described}"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use contract::List;
 use contract::auth::{ApiKey, ApiKeyRevoked, CreateApiKeyRequest, CreatedApiKey, RevokedApiKey};
 use contract::list::PageParams;
 use platform::error::{Json, Query};
-use platform::internal_token::UserCaller;
+use platform::internal_token::SessionCaller;
 use secrecy::ExposeSecret;
 
 use crate::domain::secrets::{NewApiKey, api_key_hash};
@@ -35,11 +35,14 @@ impl From<ApiKeyRow> for ApiKey {
 }
 
 #[utoipa::path(post, path = "/auth/api-keys", tag = "auth", security(("session" = [])), request_body = CreateApiKeyRequest,
-    responses((status = 201, description = "The key's secret, shown this once", body = CreatedApiKey), (status = 400, body = contract::ErrorBody)))]
+    responses((status = 201, description = "The key's secret, shown this once", body = CreatedApiKey), (status = 400, body = contract::ErrorBody),
+        (status = 409, description = "The user holds the most active keys allowed", body = contract::ErrorBody)))]
+/// Creating counts the user's active keys and inserts under a lock on the
+/// user's row, so that concurrent creations cannot pass the cap together.
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: UserCaller,
+    caller: SessionCaller,
     Json(request): Json<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), AuthError> {
     let name = request.name.trim();
@@ -48,6 +51,23 @@ pub async fn create(
     }
     let key = NewApiKey::generate();
     let hash = api_key_hash(state.api_key_hash_secret.expose_secret(), &key.plaintext);
+    let mut tx = state.db.begin().await?;
+    let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(&caller.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if user.is_none() {
+        return Err(AuthError::UserNotFound);
+    }
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(&caller.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let max = state.settings.api_keys_per_user_max;
+    if active >= max {
+        return Err(AuthError::ApiKeyLimitReached { max });
+    }
     let (id, created_at): (String, DateTime<Utc>) = sqlx::query_as(
         "INSERT INTO api_keys (id, user_id, name, lookup_id, secret_hash, prefix)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
@@ -58,8 +78,9 @@ pub async fn create(
     .bind(&key.lookup_id)
     .bind(hash)
     .bind(&key.prefix)
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(key_id = %id, "created API key");
     Ok((
         StatusCode::CREATED,
@@ -78,7 +99,7 @@ pub async fn create(
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: UserCaller,
+    caller: SessionCaller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<ApiKey>>, AuthError> {
     let limit = page.limit().map_err(AuthError::InvalidLimit)?;
@@ -103,7 +124,7 @@ pub async fn list(
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id, key_id = %id))]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: UserCaller,
+    caller: SessionCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RevokedApiKey>, AuthError> {
     let revoked_at: Option<DateTime<Utc>> = sqlx::query_scalar(

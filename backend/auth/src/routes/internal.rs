@@ -1,7 +1,7 @@
 use axum::extract::State;
 use contract::auth::{VerifiedApiKey, VerifyApiKeyRequest};
 use platform::error::Json;
-use platform::internal_token::Internal;
+use platform::internal_token::{FromGateway, ServiceCaller};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
@@ -21,7 +21,7 @@ struct KeyRow {
 #[tracing::instrument(skip_all)]
 pub async fn verify_api_key(
     State(state): State<AppState>,
-    _gateway: Internal,
+    _gateway: ServiceCaller<FromGateway>,
     Json(request): Json<VerifyApiKeyRequest>,
 ) -> Result<Json<VerifiedApiKey>, AuthError> {
     let lookup_id = api_key_lookup_id(&request.key).ok_or(AuthError::InvalidApiKey)?;

@@ -34,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/api-keys/{id}", delete(api_keys::revoke))
         .route("/v1/webhooks/secret", get(webhooks::secret))
         .route("/v1/webhooks/secret/roll", post(webhooks::roll))
-        .route("/internal/api-keys/verify", post(internal::verify_api_key))
+        .merge(platform::internal_token::services_only(
+            Router::new().route("/internal/api-keys/verify", post(internal::verify_api_key)),
+            state.internal_tokens.clone(),
+        ))
         .with_state(state)
 }

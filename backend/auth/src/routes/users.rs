@@ -3,7 +3,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use contract::auth::{Credentials, RefreshRequest, TokenPair, User};
 use platform::error::Json;
-use platform::internal_token::{Internal, UserCaller};
+use platform::internal_token::{Internal, SessionCaller};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::OnceCell;
 
@@ -226,7 +226,7 @@ pub async fn refresh(
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("session" = [])),
     responses((status = 200, body = User), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
-pub async fn me(State(state): State<AppState>, caller: UserCaller) -> Result<Json<User>, AuthError> {
+pub async fn me(State(state): State<AppState>, caller: SessionCaller) -> Result<Json<User>, AuthError> {
     let user: Option<UserRow> = sqlx::query_as("SELECT id, email, created_at FROM users WHERE id = $1")
         .bind(&caller.user_id)
         .fetch_optional(&state.db)

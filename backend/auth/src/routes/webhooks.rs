@@ -1,7 +1,7 @@
 use axum::extract::State;
 use contract::auth::WebhookSecret;
 use platform::error::Json;
-use platform::internal_token::UserCaller;
+use platform::internal_token::{SessionCaller, UserCaller};
 
 use crate::domain::secrets::new_webhook_secret;
 use crate::{AppState, AuthError};
@@ -22,12 +22,14 @@ pub async fn secret(
         .ok_or(AuthError::UserNotFound)
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/secret/roll", tag = "webhooks", security(("api_key" = [])),
-    responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
+/// Rolling takes a session: a leaked API key must not be able to lock the
+/// developer's listeners out by replacing the secret they verify with.
+#[utoipa::path(post, path = "/v1/webhooks/secret/roll", tag = "webhooks", security(("session" = [])),
+    responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody), (status = 403, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn roll(
     State(state): State<AppState>,
-    caller: UserCaller,
+    caller: SessionCaller,
 ) -> Result<Json<WebhookSecret>, AuthError> {
     let secret: Option<String> = sqlx::query_scalar(
         "UPDATE webhook_secrets SET secret = $2, created_at = now() WHERE user_id = $1 RETURNING secret",

@@ -84,10 +84,7 @@ pub async fn handler(
 }
 
 fn caller(principal: &Principal) -> Caller {
-    Caller::User {
-        user_id: principal.user_id.clone(),
-        api_key_id: principal.key_id.clone(),
-    }
+    crate::token_cache::user_caller(principal)
 }
 
 async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Result<i64, GatewayError> {
@@ -237,17 +234,23 @@ impl Context {
     }
 
     async fn missed_since(&self, sequence: i64) -> Result<List<Event>, End> {
-        let url = format!(
-            "{}/internal/events/since?after_sequence={sequence}&limit={REPLAY_PAGE}",
-            self.state.upstreams.payments
-        );
+        // The gap filler answers only the gateway on its own account, so the
+        // owner is named in the query rather than by a user's token.
+        let url = format!("{}/internal/events/since", self.state.upstreams.payments);
         let response = self
             .state
             .http
             .get(url)
+            .query(&[
+                ("owner_id", self.principal.user_id.clone()),
+                ("after_sequence", sequence.to_string()),
+                ("limit", REPLAY_PAGE.to_string()),
+            ])
             .header(
                 platform::internal_token::HEADER,
-                self.state.token_cache.token_for(&caller(&self.principal)),
+                self.state
+                    .token_cache
+                    .token_for(&Caller::Service(platform::internal_token::Service::Gateway)),
             )
             .send()
             .await

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use platform::internal_token::{Caller, HEADER, InternalTokens};
+use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 use platform::testing::TestDatabase;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -99,10 +99,7 @@ async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
             .pool_max_idle_per_host(args.clients)
             .build()?,
         tokens: InternalTokens::new(&config.internal_token_secret),
-        caller: Caller::User {
-            user_id: "usr_bench".into(),
-            api_key_id: None,
-        },
+        caller: Caller::api_key("usr_bench", "key_bench"),
     };
     let mut accounts = Vec::with_capacity(args.accounts);
     for i in 0..args.accounts.max(2) {
@@ -126,7 +123,9 @@ async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
     .await?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let books = client.get("/internal/trial-balance").await?;
+    let books = client
+        .get_as("/internal/trial-balance", &Caller::Service(Service::Ops))
+        .await?;
     for line in books.as_array().context("trial balance lines")? {
         if line["debits"] != line["credits"] {
             bail!("the books do not balance after the run: {line}");
@@ -212,15 +211,17 @@ impl Client {
         self.send(request).await
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+    async fn get_as(&self, path: &str, caller: &Caller) -> anyhow::Result<Value> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send_as(request, caller).await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let response = request
-            .header(HEADER, self.tokens.mint(&self.caller))
-            .send()
-            .await?;
+        self.send_as(request, &self.caller).await
+    }
+
+    async fn send_as(&self, request: reqwest::RequestBuilder, caller: &Caller) -> anyhow::Result<Value> {
+        let response = request.header(HEADER, self.tokens.mint(caller)).send().await?;
         let status = response.status();
         let body: Value = response.json().await?;
         if !status.is_success() {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use contract::ledger::{Metadata, PaymentPosting, PaymentPostingKind, Transaction, TrialBalanceLine};
 use contract::money::Currency;
 use platform::error::Json;
-use platform::internal_token::{Caller, Internal};
+use platform::internal_token::{FromOps, FromPayments, ServiceCaller};
 use serde_json::json;
 
 use crate::domain::{Amount, Description, InputError, Journal, Leg, Reference};
@@ -21,7 +21,7 @@ use crate::{AppState, LedgerError};
 #[tracing::instrument(skip_all, fields(reference = %body.reference, kind = body.kind.as_str()))]
 pub async fn payment_posting(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _payments: ServiceCaller<FromPayments>,
     Json(body): Json<PaymentPosting>,
 ) -> Result<(StatusCode, Json<Transaction>), LedgerError> {
     let reference = Reference::parse(&body.reference)?;
@@ -91,11 +91,12 @@ pub async fn payment_posting(
     })
 }
 
-/// Debits and credits over every entry, per currency: equal, always.
+/// Debits and credits over every entry, per currency: equal, always. For
+/// operators only: it sums every user's books.
 #[tracing::instrument(skip_all)]
 pub async fn trial_balance(
     State(state): State<AppState>,
-    Internal(_): Internal,
+    _ops: ServiceCaller<FromOps>,
 ) -> Result<Json<Vec<TrialBalanceLine>>, LedgerError> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT currency,
@@ -116,18 +117,14 @@ pub async fn trial_balance(
     ))
 }
 
-/// A user looks up their own references; a service, the payments postings.
+/// Payments looks up what it posted under a payment's or a refund's id.
 #[tracing::instrument(skip_all, fields(reference = %reference))]
 pub async fn transaction_by_reference(
     State(state): State<AppState>,
-    Internal(caller): Internal,
+    _payments: ServiceCaller<FromPayments>,
     Path(reference): Path<String>,
 ) -> Result<Json<Transaction>, LedgerError> {
-    let poster = match &caller {
-        Caller::User { user_id, .. } => user_id.as_str(),
-        Caller::Service { .. } | Caller::Anonymous => PAYMENTS_POSTER,
-    };
-    let stored = posting::load_by_reference(&state.db, poster, &reference)
+    let stored = posting::load_by_reference(&state.db, PAYMENTS_POSTER, &reference)
         .await?
         .ok_or(LedgerError::TransactionNotFound)?;
     Ok(Json(stored.transaction))

@@ -32,13 +32,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/ledger/transactions/{id}/reverse",
             post(transactions::reverse),
         )
+        .merge(internal_routes(&state))
+        .with_state(state)
+}
+
+fn internal_routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/internal/payment-postings", post(internal::payment_posting))
         .route("/internal/trial-balance", get(internal::trial_balance))
         .route(
             "/internal/transactions/by-reference/{reference}",
             get(internal::transaction_by_reference),
-        )
-        .with_state(state)
+        );
+    platform::internal_token::services_only(routes, state.internal_tokens.clone())
 }
 
 #[cfg(test)]

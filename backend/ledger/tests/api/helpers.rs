@@ -1,4 +1,4 @@
-use platform::internal_token::Caller;
+use platform::internal_token::{Caller, Service};
 use platform::testing::{ServiceUnderTest, TestDatabase, config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -93,7 +93,7 @@ impl TestLedger {
     }
 
     pub async fn trial_balance(&self) -> Value {
-        let (status, body) = self.get("/internal/trial-balance", &payments()).await;
+        let (status, body) = self.get("/internal/trial-balance", &ops()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -103,17 +103,17 @@ impl TestLedger {
     }
 }
 
+/// A user calling with an API key, as on every `/v1/ledger` route.
 pub fn user(id: &str) -> Caller {
-    Caller::User {
-        user_id: id.into(),
-        api_key_id: None,
-    }
+    Caller::api_key(id, format!("key_{}", id.trim_start_matches("usr_")))
 }
 
 pub fn payments() -> Caller {
-    Caller::Service {
-        name: "payments".into(),
-    }
+    Caller::Service(Service::Payments)
+}
+
+pub fn ops() -> Caller {
+    Caller::Service(Service::Ops)
 }
 
 pub fn code(body: &Value) -> &str {

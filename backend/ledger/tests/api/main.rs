@@ -3,6 +3,7 @@
 //! database enforces, tried directly in SQL.
 
 mod accounts;
+mod callers;
 mod concurrency;
 mod database_rules;
 mod helpers;

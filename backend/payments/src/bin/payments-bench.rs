@@ -208,10 +208,7 @@ async fn client_loop(
     until: Instant,
 ) -> Run {
     let mut run = Run::default();
-    let caller = Caller::User {
-        user_id: merchant,
-        api_key_id: None,
-    };
+    let caller = Caller::api_key(merchant, "key_bench");
     let mut token = tokens.mint(&caller);
     let mut minted = Instant::now();
     let mut n = 0u64;

@@ -22,7 +22,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/events/{id}/resend", post(events::resend))
-        .route("/internal/events/since", get(internal::events_since))
+        .merge(platform::internal_token::services_only(
+            Router::new().route("/internal/events/since", get(internal::events_since)),
+            state.internal_tokens.clone(),
+        ))
         .with_state(state)
 }
 

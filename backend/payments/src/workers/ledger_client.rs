@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use contract::ledger::{PaymentPosting, Transaction};
-use platform::internal_token::{Caller, HEADER, InternalTokens};
+use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,9 +47,7 @@ impl LedgerClient {
     /// Posts once; the ledger answers the same transaction for a reference it
     /// already recorded, so retrying after any failure cannot post twice.
     pub async fn post(&self, posting: &PaymentPosting) -> Result<String, LedgerError> {
-        let token = self.tokens.mint(&Caller::Service {
-            name: "payments".into(),
-        });
+        let token = self.tokens.mint(&Caller::Service(Service::Payments));
         let response = self
             .http
             .post(&self.url)

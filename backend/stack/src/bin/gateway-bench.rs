@@ -43,10 +43,7 @@ async fn main() -> anyhow::Result<()> {
     // nginx and the direct run present a fixed internal token, as the
     // gateway would mint one; tokens live 60 s, so each run mints afresh.
     let tokens = InternalTokens::new(&stack.config.internal_token_secret);
-    let caller = Caller::User {
-        user_id: developer.user_id.clone(),
-        api_key_id: None,
-    };
+    let caller = Caller::session(developer.user_id.clone());
     let work = std::env::temp_dir().join(format!("micro-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
 
