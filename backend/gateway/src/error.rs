@@ -28,6 +28,8 @@ pub enum GatewayError {
     BadGateway(&'static str),
     #[error("the request body is too large")]
     BodyTooLarge,
+    #[error("{0}: send each path in its one canonical spelling")]
+    InvalidPath(#[from] crate::canonical::PathError),
     #[error("{0}")]
     InvalidStreamRequest(String),
     #[error("no such event")]
@@ -70,6 +72,7 @@ impl GatewayError {
                 "body_too_large",
                 message,
             ),
+            Self::InvalidPath(_) => ApiError::invalid("invalid_path", message),
             Self::InvalidStreamRequest(_) => ApiError::invalid("invalid_stream_request", message),
             Self::UnknownEvent => ApiError::not_found("event"),
             Self::StreamUnavailable => ApiError::unavailable("stream_unavailable", message),

@@ -3,6 +3,7 @@
 //! with an internal token, and streams events over WebSocket.
 
 mod authn;
+mod canonical;
 mod error;
 mod key_cache;
 mod openapi;
@@ -48,6 +49,9 @@ pub async fn build(
             redis: Some(redis),
         }))
         .merge(platform::metrics::routes());
-    let app = platform::http::layered(app, "gateway");
+    // Outermost, so that no route, fallback or authentication sees a
+    // non-canonical path.
+    let app = platform::http::layered(app, "gateway")
+        .layer(axum::middleware::from_fn(canonical::refuse_non_canonical));
     Ok(platform::http::spawn(listener, app, shutdown)?)
 }

@@ -2,11 +2,13 @@
 //! internal token goes along, and the service's answer comes back as it was.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::internal_token::Caller;
+use reqwest::Url;
 
+use crate::canonical::{CanonicalPath, PathError, route_prefix};
 use crate::key_cache::Principal;
 use crate::token_cache::user_caller;
 use crate::{AppState, GatewayError};
@@ -78,19 +80,27 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
         .extensions()
         .get::<Principal>()
         .map_or(Caller::Anonymous, user_caller);
+    // Checked again here, whatever ran before: this is where a path becomes a URL.
+    let canonical = CanonicalPath::parse(req.uri().path(), req.uri().query())?;
+    let prefix = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| route_prefix(matched.as_str()).to_owned())
+        .ok_or(PathError::OutsidePrefix)?;
+    let base = Url::parse(base).map_err(|e| {
+        tracing::error!(upstream = upstream.name(), error = %e, "the upstream's URL is not valid");
+        GatewayError::BadGateway(upstream.name())
+    })?;
+    let url = canonical.upstream_url(&base, &prefix)?;
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let body = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
         .await
         .map_err(|_| GatewayError::BodyTooLarge)?;
 
-    let mut request = state
-        .http
-        .request(parts.method.clone(), format!("{base}{path}"))
-        .header(
-            platform::internal_token::HEADER,
-            state.token_cache.token_for(&caller),
-        );
+    let mut request = state.http.request(parts.method.clone(), url).header(
+        platform::internal_token::HEADER,
+        state.token_cache.token_for(&caller),
+    );
     for name in &FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(name) {
             request = request.header(name, value);
