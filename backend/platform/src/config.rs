@@ -59,10 +59,14 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
-    /// Failed logins an account may have in `login_lockout` before further
-    /// attempts are refused until the window passes.
+    /// Failed logins one client address may make on one email before each
+    /// further attempt waits: `login_lockout_base`, doubling with every
+    /// failure, never longer than `login_lockout`.
     pub max_failed_logins: u32,
+    pub login_lockout_base: Duration,
     pub login_lockout: Duration,
+    /// Limits set on every database session of every pool.
+    pub db_timeouts: crate::db::DbTimeouts,
     /// Payment fee in basis points of the amount, plus a fixed part in minor units.
     pub fee_basis_points: i64,
     pub fee_fixed_minor: i64,
@@ -106,6 +110,10 @@ fn read_secret(lookup: Lookup, name: &'static str, default: &str) -> Result<Secr
 
 fn read_seconds(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     read(lookup, name, default).map(Duration::from_secs)
+}
+
+fn read_millis(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    read(lookup, name, default).map(Duration::from_millis)
 }
 
 impl Config {
@@ -173,7 +181,13 @@ impl Config {
             access_token_ttl: read_seconds(lookup, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
             refresh_token_ttl: read_seconds(lookup, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
             max_failed_logins: read(lookup, "MAX_FAILED_LOGINS", 5)?,
+            login_lockout_base: read_millis(lookup, "LOGIN_LOCKOUT_BASE_MS", 1000)?,
             login_lockout: read_seconds(lookup, "LOGIN_LOCKOUT_SECONDS", 15 * 60)?,
+            db_timeouts: crate::db::DbTimeouts {
+                statement: read_millis(lookup, "DB_STATEMENT_TIMEOUT_MS", 5_000)?,
+                lock: read_millis(lookup, "DB_LOCK_TIMEOUT_MS", 2_000)?,
+                idle_in_transaction: read_millis(lookup, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000)?,
+            },
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
             fee_fixed_minor: read(lookup, "FEE_FIXED_MINOR", 30)?,
             log_format,

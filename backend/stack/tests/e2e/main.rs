@@ -3,6 +3,7 @@
 
 mod flows;
 mod gateway_auth;
+mod login_lockout;
 mod rate_limit;
 mod stream;
 mod support;
