@@ -65,7 +65,7 @@ pub async fn build(
             .context("ledger database")?;
     migrated.close().await;
     let db = serving_pool(&config.ledger_database_url, &config.db_timeouts).context("ledger database")?;
-    let state = AppState::new(config, db.clone()).context("ledger fee schedule")?;
+    let state = AppState::new(config, db.clone());
     let app = router(state)
         .merge(health::routes(Readiness {
             postgres: Some(db),

@@ -46,7 +46,7 @@ pub async fn build(
     )
     .await
     .context("payments database")?;
-    let state = AppState::new(config, db.clone());
+    let state = AppState::new(config, db.clone()).context("payments fee schedule")?;
     workers::spawn(&state, config, shutdown.clone());
     let app = router(state)
         .merge(health::routes(Readiness {

@@ -67,9 +67,10 @@ pub struct Config {
     pub login_lockout: Duration,
     /// Limits set on every database session of every pool.
     pub db_timeouts: crate::db::DbTimeouts,
-    /// Payment fee in basis points of the amount, plus a fixed part in minor units.
+    /// Payment fee in basis points of the amount, plus a fixed part in
+    /// hundredths of the currency's major unit (30 is 0.30 USD, 0.30 JPY).
     pub fee_basis_points: i64,
-    pub fee_fixed_minor: i64,
+    pub fee_fixed_cents: i64,
     pub log_format: LogFormat,
 }
 
@@ -189,7 +190,7 @@ impl Config {
                 idle_in_transaction: read_millis(lookup, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000)?,
             },
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
-            fee_fixed_minor: read(lookup, "FEE_FIXED_MINOR", 30)?,
+            fee_fixed_cents: read(lookup, "FEE_FIXED_CENTS", 30)?,
             log_format,
         })
     }
