@@ -9,7 +9,26 @@ ALTER TABLE payments ADD CONSTRAINT payments_fee_only_succeeded
 
 ALTER TABLE ledger_postings ADD COLUMN fee BIGINT;
 ALTER TABLE ledger_postings ADD CONSTRAINT ledger_postings_fee_on_payments
-    CHECK ((kind = 'payment') = (fee IS NOT NULL) AND (fee IS NULL OR (fee >= 0 AND fee <= amount)));
+    CHECK (fee IS NULL OR (kind = 'payment' AND fee >= 0 AND fee <= amount));
+
+-- Payment postings still owed from before fees were stamped get the fee the
+-- ledger's default schedule would have applied to them (2.9% rounded half
+-- to even, plus 0.30 in the currency's minor unit), and their payments the
+-- same stamp. Payments already posted keep no stamp: the ledger holds it.
+WITH owed AS (
+    SELECT reference, amount, amount * 290 / 10000 AS q, amount * 290 % 10000 AS r,
+           CASE currency WHEN 'jpy' THEN 0 WHEN 'krw' THEN 0
+                         WHEN 'kwd' THEN 300 WHEN 'bhd' THEN 300 ELSE 30 END AS fixed
+    FROM ledger_postings WHERE kind = 'payment' AND posted_at IS NULL
+), stamped AS (
+    SELECT reference,
+           least(amount, fixed + q + CASE WHEN 2 * r > 10000 OR (2 * r = 10000 AND q % 2 = 1)
+                                         THEN 1 ELSE 0 END) AS fee
+    FROM owed
+), postings AS (
+    UPDATE ledger_postings p SET fee = s.fee FROM stamped s WHERE p.reference = s.reference
+)
+UPDATE payments p SET fee = s.fee FROM stamped s WHERE p.id = s.reference;
 
 -- The posting worker claims a posting with a lease and commits before it
 -- calls the ledger, so no transaction (and no row lock) is held across an
