@@ -32,7 +32,7 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    let db = platform::db::connect_and_migrate(&config.auth_database_url, &MIGRATOR, 20)
+    let db = platform::db::connect_and_migrate(&config.auth_database_url, &MIGRATOR, 20, &config.db_timeouts)
         .await
         .context("auth database")?;
     let redis = platform::redis::connect(&config.redis_url)
@@ -54,8 +54,12 @@ pub async fn build(
 pub(crate) struct Settings {
     pub bcrypt_cost: u32,
     pub refresh_token_ttl: chrono::Duration,
-    pub max_failed_logins: i32,
-    pub login_lockout: chrono::Duration,
+    /// Failed logins from one address on one email before attempts wait.
+    pub free_login_attempts: i32,
+    /// The first wait, in seconds; it doubles with every further failure.
+    pub login_lockout_base_seconds: f64,
+    /// The longest wait, and how long a quiet address keeps its count.
+    pub login_lockout_max_seconds: f64,
     pub api_keys_per_user_max: i64,
 }
 

@@ -34,8 +34,9 @@ impl AppState {
             settings: Arc::new(Settings {
                 bcrypt_cost: config.bcrypt_cost,
                 refresh_token_ttl: seconds(config.refresh_token_ttl),
-                max_failed_logins: config.max_failed_logins as i32,
-                login_lockout: seconds(config.login_lockout),
+                free_login_attempts: config.max_failed_logins.max(1) as i32,
+                login_lockout_base_seconds: config.login_lockout_base.as_secs_f64(),
+                login_lockout_max_seconds: config.login_lockout.as_secs_f64(),
                 api_keys_per_user_max: i64::from(config.api_keys_per_user_max),
             }),
         }

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     pub email: String,
     pub password: String,
@@ -14,7 +14,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -23,7 +23,7 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -34,7 +34,7 @@ pub struct CreateApiKeyRequest {
 }
 
 /// The answer to creating a key: the only time its secret is ever shown.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedApiKey {
     pub id: String,
     pub name: String,
@@ -59,13 +59,13 @@ pub struct RevokedApiKey {
     pub revoked_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookSecret {
     pub secret: String,
 }
 
 /// Gateway -> auth: is this API key good, and whose is it?
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct VerifyApiKeyRequest {
     pub key: String,
 }
@@ -87,3 +87,136 @@ pub struct ApiKeyRevoked {
 pub const API_KEY_PREFIX: &str = "sk_test_";
 /// The prefix of webhook signing secrets.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// What `Debug` prints in place of a password, a key, a token or a secret,
+/// so that a logged or panicking value never carries one.
+pub const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &REDACTED)
+            .field("refresh_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("key", &REDACTED)
+            .field("prefix", &self.prefix)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecret")
+            .field("secret", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VerifyApiKeyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyApiKeyRequest")
+            .field("key", &REDACTED)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-value-that-must-not-print";
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let now = chrono::Utc::now();
+        let printed = [
+            format!(
+                "{:?}",
+                Credentials {
+                    email: "ada@example.com".into(),
+                    password: SECRET.into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                TokenPair {
+                    access_token: SECRET.into(),
+                    refresh_token: format!("rt_{SECRET}"),
+                    token_type: "Bearer".into(),
+                    expires_in: 900,
+                }
+            ),
+            format!(
+                "{:?}",
+                RefreshRequest {
+                    refresh_token: SECRET.into(),
+                }
+            ),
+            format!(
+                "{:#?}",
+                CreatedApiKey {
+                    id: "key_1".into(),
+                    name: "ci".into(),
+                    key: format!("{API_KEY_PREFIX}{SECRET}"),
+                    prefix: API_KEY_PREFIX.into(),
+                    created_at: now,
+                }
+            ),
+            format!(
+                "{:?}",
+                WebhookSecret {
+                    secret: format!("{WEBHOOK_SECRET_PREFIX}{SECRET}"),
+                }
+            ),
+            format!(
+                "{:?}",
+                VerifyApiKeyRequest {
+                    key: format!("{API_KEY_PREFIX}{SECRET}"),
+                }
+            ),
+        ];
+        for text in printed {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(text.contains(REDACTED), "{text}");
+        }
+    }
+
+    #[test]
+    fn redaction_is_only_for_debug_the_wire_is_unchanged() {
+        let credentials = Credentials {
+            email: "ada@example.com".into(),
+            password: SECRET.into(),
+        };
+        let json = serde_json::to_value(&credentials).expect("json");
+        assert_eq!(json["password"], SECRET);
+        assert!(format!("{credentials:?}").contains("ada@example.com"));
+    }
+}

@@ -239,6 +239,14 @@ pub struct PaymentPosting {
     pub kind: PaymentPostingKind,
     pub amount: i64,
     pub currency: String,
+    /// A payment's fee as payments stamped it when the payment succeeded;
+    /// the ledger checks `amount = net + fee` rather than computing it.
+    /// Absent on a refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
+    /// What the merchant is credited for a payment; absent on a refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<i64>,
 }
 
 /// Sums over every entry of one currency; debits always equal credits.

@@ -147,6 +147,10 @@ pub struct Payment {
     pub failure_message: Option<String>,
     /// Set once the ledger has recorded the successful payment.
     pub ledger_transaction_id: Option<String>,
+    /// The platform's fee in the currency's minor unit, decided once when the
+    /// payment succeeds and never recomputed; null before that.
+    #[serde(default)]
+    pub fee: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 

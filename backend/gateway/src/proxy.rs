@@ -2,7 +2,7 @@
 //! internal token goes along, and the service's answer comes back as it was.
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::internal_token::Caller;
@@ -105,6 +105,12 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
         if let Some(value) = parts.headers.get(name) {
             request = request.header(name, value);
         }
+    }
+    // Auth counts failed logins per client address. It is the peer address
+    // of this connection, never a client's header (none is forwarded unless
+    // listed above).
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+        request = request.header(platform::http::CLIENT_ADDRESS, peer.ip().to_string());
     }
     let response = request
         .body(body)

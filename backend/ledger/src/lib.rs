@@ -33,11 +33,12 @@ const POOL_SIZE: u32 = 20;
 /// ledger skips it; a connection that died is dropped by the pool after the
 /// query that finds out, and a posting that met one is retried (postings are
 /// idempotent by reference).
-fn serving_pool(url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
-    use sqlx::ConnectOptions;
-    use std::str::FromStr;
-    let options =
-        sqlx::postgres::PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+/// Its sessions run under the same timeouts as every other pool.
+fn serving_pool(
+    url: &str,
+    timeouts: &platform::db::DbTimeouts,
+) -> Result<sqlx::PgPool, platform::db::DbSetupError> {
+    let options = timeouts.connect_options(url)?;
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(std::time::Duration::from_secs(5))
@@ -58,12 +59,13 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    let migrated = platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, 1)
-        .await
-        .context("ledger database")?;
+    let migrated =
+        platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, 1, &config.db_timeouts)
+            .await
+            .context("ledger database")?;
     migrated.close().await;
-    let db = serving_pool(&config.ledger_database_url).context("ledger database")?;
-    let state = AppState::new(config, db.clone()).context("ledger fee schedule")?;
+    let db = serving_pool(&config.ledger_database_url, &config.db_timeouts).context("ledger database")?;
+    let state = AppState::new(config, db.clone());
     let app = router(state)
         .merge(health::routes(Readiness {
             postgres: Some(db),

@@ -160,12 +160,21 @@ impl Post {
     /// the request runs in the transaction, or an earlier answer is replayed.
     pub async fn begin(&self, db: &PgPool) -> Result<Begun, PaymentsError> {
         let mut tx = db.begin().await?;
-        if let Some(key) = &self.key
-            && let Some(stored) = self.claim(&mut tx, key).await?
-        {
-            return Ok(Begun::Replay(stored));
+        let Some(key) = &self.key else {
+            return Ok(Begun::Run(tx));
+        };
+        let claimed = self.claim(&mut tx, key).await;
+        if matches!(claimed, Ok(None)) {
+            return Ok(Begun::Run(tx));
         }
-        Ok(Begun::Run(tx))
+        // A dropped transaction is rolled back only when its connection is
+        // next used, and until then it holds the key's lock: a client
+        // retrying at once would be told 409.
+        let _ = tx.rollback().await;
+        match claimed? {
+            Some(stored) => Ok(Begun::Replay(stored)),
+            None => Err(PaymentsError::IdempotencyKeyInUse),
+        }
     }
 
     async fn claim(
@@ -229,7 +238,12 @@ impl Post {
                 let error = e.to_api_error();
                 (error.status, Bytes::from(serde_json::to_vec(&error.body)?))
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Release the key's lock now, not whenever the pool next
+                // uses this connection.
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
         };
         if let Some(key) = &self.key {
             sqlx::query(

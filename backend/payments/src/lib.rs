@@ -38,10 +38,15 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    let db = platform::db::connect_and_migrate(&config.payments_database_url, &MIGRATOR, MAX_CONNECTIONS)
-        .await
-        .context("payments database")?;
-    let state = AppState::new(config, db.clone());
+    let db = platform::db::connect_and_migrate(
+        &config.payments_database_url,
+        &MIGRATOR,
+        MAX_CONNECTIONS,
+        &config.db_timeouts,
+    )
+    .await
+    .context("payments database")?;
+    let state = AppState::new(config, db.clone()).context("payments fee schedule")?;
     workers::spawn(&state, config, shutdown.clone());
     let app = router(state)
         .merge(health::routes(Readiness {

@@ -25,7 +25,7 @@ fn decode_error(what: &str, value: &str) -> sqlx::Error {
 }
 
 const PAYMENT_COLUMNS: &str = "id, amount, amount_refunded, currency, status, description, metadata, \
-     customer_email, payment_method, failure_code, failure_message, ledger_transaction_id, created_at";
+     customer_email, payment_method, failure_code, failure_message, ledger_transaction_id, fee, created_at";
 
 #[derive(sqlx::FromRow)]
 struct PaymentRow {
@@ -41,6 +41,7 @@ struct PaymentRow {
     failure_code: Option<String>,
     failure_message: Option<String>,
     ledger_transaction_id: Option<String>,
+    fee: Option<i64>,
     created_at: DateTime<Utc>,
 }
 
@@ -67,6 +68,7 @@ impl TryFrom<PaymentRow> for Payment {
             failure_code,
             failure_message: row.failure_message,
             ledger_transaction_id: row.ledger_transaction_id,
+            fee: row.fee,
             created_at: row.created_at,
         })
     }
@@ -187,17 +189,18 @@ static SETTLE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH settled AS (
              UPDATE payments SET status = $8, payment_method = $9, failure_code = $10,
-                                 failure_message = $11, updated_at = $6
+                                 failure_message = $11, fee = $14, updated_at = $6
              WHERE id = $7
          ), owed AS (
-             INSERT INTO ledger_postings (reference, kind, payment_id, merchant_id, amount, currency)
-             SELECT $7, 'payment', $7, $1, $12, $13 WHERE $8 = 'succeeded'
+             INSERT INTO ledger_postings (reference, kind, payment_id, merchant_id, amount, currency, fee)
+             SELECT $7, 'payment', $7, $1, $12, $13, $14 WHERE $8 = 'succeeded'
          ), {APPEND_EVENT}"
     )
 });
 
 /// Writes a confirmation's or cancellation's outcome and its event; a
-/// succeeded payment also owes the ledger its posting, referenced by its id.
+/// succeeded payment also owes the ledger its posting, referenced by its id,
+/// carrying the fee stamped on the payment.
 pub async fn settle_payment(
     conn: &mut PgConnection,
     payment: &Payment,
@@ -211,6 +214,7 @@ pub async fn settle_payment(
         .bind(&payment.failure_message)
         .bind(payment.amount)
         .bind(&payment.currency)
+        .bind(payment.fee)
         .execute(conn)
         .await?;
     Ok(())
@@ -326,7 +330,7 @@ impl TryFrom<EventRow> for Event {
 
 pub async fn get_event(db: impl PgExecutor<'_>, owner_id: &str, id: &str) -> sqlx::Result<Option<Event>> {
     let row: Option<EventRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND owner_id = $2"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND owner_id = $2 AND quarantined_at IS NULL"
     ))
     .bind(id)
     .bind(owner_id)
@@ -354,6 +358,7 @@ pub async fn list_events(
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE owner_id = $1 AND ($2::TEXT IS NULL OR type = $2) AND ($3::BIGINT IS NULL OR sequence < $3)
+           AND quarantined_at IS NULL
          ORDER BY sequence DESC LIMIT $4"
     ))
     .bind(owner_id)
@@ -365,7 +370,8 @@ pub async fn list_events(
     rows.into_iter().map(Event::try_from).collect()
 }
 
-/// Oldest first, above `after_sequence`.
+/// Oldest first, above `after_sequence`. Quarantined events (see the
+/// publisher) are left out here and in every read, as they were never sent.
 pub async fn events_after(
     db: impl PgExecutor<'_>,
     owner_id: &str,
@@ -373,7 +379,7 @@ pub async fn events_after(
     limit: i64,
 ) -> sqlx::Result<Vec<Event>> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1 AND sequence > $2
+        "SELECT {EVENT_COLUMNS} FROM events WHERE owner_id = $1 AND sequence > $2 AND quarantined_at IS NULL
          ORDER BY sequence ASC LIMIT $3"
     ))
     .bind(owner_id)

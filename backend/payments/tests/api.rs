@@ -1361,3 +1361,214 @@ async fn describes_its_public_routes_only() {
         schemas.contains_key("Payment") && schemas.contains_key("Refund") && schemas.contains_key("Event")
     );
 }
+
+/// The fee is decided when a payment succeeds, in the currency's own minor
+/// unit, and stays what it was: a posting sent after the fee schedule
+/// changed carries the stamped fee, and the ledger books exactly that.
+#[tokio::test]
+async fn fees_are_stamped_at_success_and_posted_as_stamped() {
+    let payments = TestPayments::start().await;
+    let owner = new_owner();
+    let mut stamped = Vec::new();
+    // 2.9% + 0.30: 30 cents, no yen at all, 300 fils.
+    for (amount, currency, fee) in [(10_000, "usd", 320), (1_000, "jpy", 29), (10_000, "kwd", 590)] {
+        let created = payments.create(&owner, amount, currency).await;
+        assert_eq!(created["fee"], Value::Null, "no fee before success");
+        let paid = payments.confirm(&owner, &id(&created), "pm_card_visa").await;
+        assert_eq!(paid["fee"], fee, "{currency}: {paid}");
+        stamped.push((id(&created), amount, fee));
+    }
+    let declined = id(&payments.create(&owner, 500, "usd").await);
+    let declined = payments
+        .confirm(&owner, &declined, "pm_card_chargeDeclined")
+        .await;
+    assert_eq!(declined["fee"], Value::Null, "a failed payment has no fee");
+
+    // The same database under a schedule with no fee at all, and a ledger.
+    let config = payments.config.clone();
+    let db = payments.db.clone();
+    drop(payments);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let ledger_addr = listener.local_addr().expect("address");
+    let ledger = TestLedger::start(&config, listener).await;
+    let mut free = config.clone();
+    free.fee_basis_points = 0;
+    free.fee_fixed_cents = 0;
+    free.ledger_url = format!("http://{ledger_addr}");
+    let payments = TestPayments::start_on(free, db).await;
+
+    for (paid, amount, fee) in &stamped {
+        let payment = eventually(DEADLINE, || async {
+            let (_, payment) = payments.get(&owner, &format!("/v1/payments/{paid}")).await;
+            payment["ledger_transaction_id"].is_string().then_some(payment)
+        })
+        .await
+        .expect("posted once the ledger is up");
+        assert_eq!(payment["fee"], *fee, "the stamp never changes");
+        let (status, transaction) = ledger
+            .get(&format!("/internal/transactions/by-reference/{paid}"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let credits: Vec<i64> = transaction["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["direction"] == "credit")
+            .map(|e| e["amount"].as_i64().expect("amount"))
+            .collect();
+        assert_eq!(credits, vec![amount - fee, *fee], "{transaction}");
+    }
+}
+
+/// A posting the ledger refuses (here: an owner that is not a user, which
+/// the ledger will never take as a merchant) is tried a bounded number of
+/// times and dead-lettered, and does not hold up anyone else's postings.
+#[tokio::test]
+async fn a_refused_posting_is_dead_lettered_after_bounded_attempts() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let ledger_addr = listener.local_addr().expect("address");
+    let payments = TestPayments::start_with(|c| c.ledger_url = format!("http://{ledger_addr}")).await;
+    let _ledger = TestLedger::start(&payments.config, listener).await;
+    let pool = payments.pool().await;
+
+    let odd_owner = format!("org_{}", unique_suffix());
+    let refused = id(&payments.create(&odd_owner, 1_000, "usd").await);
+    payments.confirm(&odd_owner, &refused, "pm_card_visa").await;
+    let owner = new_owner();
+    let fine = id(&payments.create(&owner, 1_000, "usd").await);
+    payments.confirm(&owner, &fine, "pm_card_visa").await;
+
+    let (attempts, refusals, last_error): (i32, i32, Option<String>) = eventually(DEADLINE, || async {
+        sqlx::query_as(
+            "SELECT attempts, refusals, last_error FROM ledger_postings
+             WHERE reference = $1 AND dead_lettered_at IS NOT NULL",
+        )
+        .bind(&refused)
+        .fetch_optional(&pool)
+        .await
+        .expect("posting")
+    })
+    .await
+    .expect("the refused posting is dead-lettered");
+    assert_eq!((attempts, refusals), (5, 5));
+    let last_error = last_error.unwrap_or_default();
+    assert!(
+        last_error.contains("400") && last_error.contains("invalid_merchant_id"),
+        "{last_error}"
+    );
+
+    let (_, payment) = payments.get(&owner, &format!("/v1/payments/{fine}")).await;
+    assert!(payment["ledger_transaction_id"].is_string(), "{payment}");
+    let (_, payment) = payments.get(&odd_owner, &format!("/v1/payments/{refused}")).await;
+    assert_eq!(payment["ledger_transaction_id"], Value::Null);
+
+    let metrics = reqwest::get(format!("{}/metrics", payments.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("payments_postings_dead_lettered_total"),
+        "{metrics}"
+    );
+
+    // Dead means no more attempts: well past when it would have been due
+    // (and a few polls of the worker later), the count stays at five.
+    eventually(DEADLINE, || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT next_attempt_at + interval '1 second' < now() FROM ledger_postings WHERE reference = $1",
+        )
+        .bind(&refused)
+        .fetch_one(&pool)
+        .await
+        .expect("due")
+        .then_some(())
+    })
+    .await
+    .expect("time passes");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM ledger_postings WHERE reference = $1")
+        .bind(&refused)
+        .fetch_one(&pool)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, 5);
+}
+
+/// An outbox row that cannot be published (an event type this version does
+/// not know) is quarantined; events written after it, its owner's and
+/// everyone else's, are still published.
+#[tokio::test]
+async fn an_undecodable_outbox_row_is_quarantined_and_the_rest_flows() {
+    let payments = TestPayments::start().await;
+    let mut tap = EventTap::open(&payments.config).await;
+    let pool = payments.pool().await;
+    let (owner, other) = (new_owner(), new_owner());
+    let bad = format!("evt_bad{}", unique_suffix());
+    sqlx::query("INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 1)")
+        .bind(&owner)
+        .execute(&pool)
+        .await
+        .expect("sequence");
+    sqlx::query(
+        "INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
+         VALUES ($1, $2, 1, 'payment.exploded', 'pay_x', '{}', now())",
+    )
+    .bind(&bad)
+    .bind(&owner)
+    .execute(&pool)
+    .await
+    .expect("a bad row");
+
+    for who in [&owner, &other, &owner] {
+        let paid = id(&payments.create(who, 100, "usd").await);
+        payments.confirm(who, &paid, "pm_card_visa").await;
+    }
+    let reason: String = eventually(DEADLINE, || async {
+        sqlx::query_scalar(
+            "SELECT quarantine_reason FROM events WHERE id = $1 AND quarantined_at IS NOT NULL",
+        )
+        .bind(&bad)
+        .fetch_optional(&pool)
+        .await
+        .expect("event")
+    })
+    .await
+    .expect("the bad row is quarantined");
+    assert!(reason.contains("payment.exploded"), "{reason}");
+    eventually(DEADLINE, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE published_at IS NULL AND quarantined_at IS NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        (waiting == 0).then_some(())
+    })
+    .await
+    .expect("every other event is published");
+
+    let messages = tap.drain().await;
+    let sequences = |who: &str| -> Vec<i64> {
+        messages
+            .iter()
+            .filter(|m| m["owner_id"] == who)
+            .map(|m| m["event"]["sequence"].as_i64().expect("sequence"))
+            .collect()
+    };
+    assert_eq!(sequences(&owner), vec![2, 3, 4, 5]);
+    assert_eq!(sequences(&other), vec![1, 2]);
+    assert!(messages.iter().all(|m| m["event"]["id"] != bad.as_str()));
+
+    // Reads leave it out too, rather than failing on it.
+    let (status, list) = payments.get(&owner, "/v1/events").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["data"].as_array().expect("data").len(), 4);
+    let metrics = reqwest::get(format!("{}/metrics", payments.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("payments_events_quarantined_total"), "{metrics}");
+}

@@ -59,15 +59,20 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
-    /// Failed logins an account may have in `login_lockout` before further
-    /// attempts are refused until the window passes.
+    /// Failed logins one client address may make on one email before each
+    /// further attempt waits: `login_lockout_base`, doubling with every
+    /// failure, never longer than `login_lockout`.
     pub max_failed_logins: u32,
+    pub login_lockout_base: Duration,
     pub login_lockout: Duration,
     /// Active (unrevoked) API keys a user may hold at once.
     pub api_keys_per_user_max: u32,
-    /// Payment fee in basis points of the amount, plus a fixed part in minor units.
+    /// Limits set on every database session of every pool.
+    pub db_timeouts: crate::db::DbTimeouts,
+    /// Payment fee in basis points of the amount, plus a fixed part in
+    /// hundredths of the currency's major unit (30 is 0.30 USD, 0.30 JPY).
     pub fee_basis_points: i64,
-    pub fee_fixed_minor: i64,
+    pub fee_fixed_cents: i64,
     pub log_format: LogFormat,
 }
 
@@ -108,6 +113,10 @@ fn read_secret(lookup: Lookup, name: &'static str, default: &str) -> Result<Secr
 
 fn read_seconds(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     read(lookup, name, default).map(Duration::from_secs)
+}
+
+fn read_millis(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    read(lookup, name, default).map(Duration::from_millis)
 }
 
 impl Config {
@@ -183,10 +192,16 @@ impl Config {
             access_token_ttl: read_seconds(lookup, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
             refresh_token_ttl: read_seconds(lookup, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?,
             max_failed_logins: read(lookup, "MAX_FAILED_LOGINS", 5)?,
+            login_lockout_base: read_millis(lookup, "LOGIN_LOCKOUT_BASE_MS", 1000)?,
             login_lockout: read_seconds(lookup, "LOGIN_LOCKOUT_SECONDS", 15 * 60)?,
             api_keys_per_user_max,
+            db_timeouts: crate::db::DbTimeouts {
+                statement: read_millis(lookup, "DB_STATEMENT_TIMEOUT_MS", 5_000)?,
+                lock: read_millis(lookup, "DB_LOCK_TIMEOUT_MS", 2_000)?,
+                idle_in_transaction: read_millis(lookup, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000)?,
+            },
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
-            fee_fixed_minor: read(lookup, "FEE_FIXED_MINOR", 30)?,
+            fee_fixed_cents: read(lookup, "FEE_FIXED_CENTS", 30)?,
             log_format,
         })
     }

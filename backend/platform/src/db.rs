@@ -23,16 +23,44 @@ pub enum DbSetupError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// Limits every session of a pool runs under, so that a runaway query, a
+/// lock queue or a transaction left open by a stuck task fails with an error
+/// instead of holding a connection (and its locks) indefinitely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbTimeouts {
+    pub statement: Duration,
+    pub lock: Duration,
+    pub idle_in_transaction: Duration,
+}
+
+impl DbTimeouts {
+    /// Connection options for `url` that set the timeouts on each session at
+    /// start-up, so no pooled connection ever runs without them.
+    pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, DbSetupError> {
+        let millis = |d: Duration| d.as_millis().to_string();
+        Ok(PgConnectOptions::from_str(url)
+            .map_err(DbSetupError::InvalidUrl)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .options([
+                ("statement_timeout", millis(self.statement)),
+                ("lock_timeout", millis(self.lock)),
+                (
+                    "idle_in_transaction_session_timeout",
+                    millis(self.idle_in_transaction),
+                ),
+            ]))
+    }
+}
+
 /// Connects to the service's database, creating it first when it is missing
 /// and the role may, then applies the service's migrations.
 pub async fn connect_and_migrate(
     url: &str,
     migrator: &Migrator,
     max_connections: u32,
+    timeouts: &DbTimeouts,
 ) -> Result<PgPool, DbSetupError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(DbSetupError::InvalidUrl)?
-        .log_statements(tracing::log::LevelFilter::Trace);
+    let options = timeouts.connect_options(url)?;
     create_database_if_missing(&options).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
@@ -88,4 +116,85 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn short() -> DbTimeouts {
+        DbTimeouts {
+            statement: Duration::from_millis(300),
+            lock: Duration::from_millis(200),
+            idle_in_transaction: Duration::from_millis(1_500),
+        }
+    }
+
+    async fn pool(timeouts: &DbTimeouts) -> PgPool {
+        let options = timeouts
+            .connect_options(&crate::testing::admin_url())
+            .expect("a valid URL");
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("connect to PostgreSQL")
+    }
+
+    #[tokio::test]
+    async fn every_session_runs_under_the_configured_timeouts() {
+        let pool = pool(&short()).await;
+        for (setting, expected) in [
+            ("statement_timeout", "300ms"),
+            ("lock_timeout", "200ms"),
+            ("idle_in_transaction_session_timeout", "1500ms"),
+        ] {
+            let shown: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+                .fetch_one(&pool)
+                .await
+                .expect("show");
+            assert_eq!(shown, expected, "{setting}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_longer_than_the_statement_timeout_is_cancelled() {
+        let pool = pool(&short()).await;
+        let started = std::time::Instant::now();
+        let error = sqlx::query("SELECT pg_sleep(5)")
+            .execute(&pool)
+            .await
+            .expect_err("cancelled by statement_timeout");
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        // 57014: query_canceled, which is what statement_timeout raises.
+        assert_eq!(code.as_deref(), Some("57014"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // The pool is still usable after the cancelled query.
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("select");
+        assert_eq!(one, 1);
+    }
+
+    #[tokio::test]
+    async fn the_defaults_are_five_two_and_ten_seconds() {
+        let timeouts = crate::Config::local_defaults().db_timeouts;
+        assert_eq!(timeouts.statement, Duration::from_secs(5));
+        assert_eq!(timeouts.lock, Duration::from_secs(2));
+        assert_eq!(timeouts.idle_in_transaction, Duration::from_secs(10));
+        let pool = pool(&timeouts).await;
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&pool)
+            .await
+            .expect("show");
+        assert_eq!(shown, "5s");
+    }
 }

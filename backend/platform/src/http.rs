@@ -22,6 +22,10 @@ use crate::error::route_not_found;
 use crate::internal_token;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The caller's address as the gateway's socket saw it. The gateway sets it
+/// on every forwarded request and never forwards one from outside; services
+/// believe it only on requests that carry a valid internal token.
+pub const CLIENT_ADDRESS: HeaderName = HeaderName::from_static("x-micro-client-ip");
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -9,6 +9,46 @@ use anyhow::Context;
 use platform::Config;
 use tokio_util::sync::CancellationToken;
 
+/// Why `micro-stack` will not start with the configuration it was given.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "micro-stack would listen on {exposed} with the development secrets, which are public; \
+     set {secrets} to secrets of your own, or listen on loopback addresses only"
+)]
+pub struct ExposedWithDevelopmentSecrets {
+    /// `NAME=address` of each listen address that is not loopback.
+    pub exposed: String,
+    /// The variables that still hold their development value.
+    pub secrets: String,
+}
+
+/// The all-in-one runs with the development secrets only where nobody else
+/// can reach it: when every listen address is loopback. Listening anywhere
+/// else with a secret everyone can read would let anyone mint tokens.
+pub fn refuse_development_secrets_off_loopback(config: &Config) -> Result<(), ExposedWithDevelopmentSecrets> {
+    let defaults = config.default_secrets();
+    if defaults.is_empty() {
+        return Ok(());
+    }
+    let exposed: Vec<String> = [
+        ("GATEWAY_ADDR", config.gateway_addr),
+        ("AUTH_ADDR", config.auth_addr),
+        ("PAYMENTS_ADDR", config.payments_addr),
+        ("LEDGER_ADDR", config.ledger_addr),
+    ]
+    .into_iter()
+    .filter(|(_, addr)| !addr.ip().is_loopback())
+    .map(|(name, addr)| format!("{name}={addr}"))
+    .collect();
+    if exposed.is_empty() {
+        return Ok(());
+    }
+    Err(ExposedWithDevelopmentSecrets {
+        exposed: exposed.join(", "),
+        secrets: defaults.join(", "),
+    })
+}
+
 /// A running stack: where each service listens.
 #[derive(Debug)]
 pub struct Stack {
@@ -74,5 +114,63 @@ impl Stack {
                 .with_context(|| format!("{name} server"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(&|name| map.get(name).cloned()).expect("a valid configuration")
+    }
+
+    const OWN_SECRETS: [(&str, &str); 3] = [
+        ("JWT_SECRET", "a-real-secret-of-some-length"),
+        ("INTERNAL_TOKEN_SECRET", "another-real-secret-value"),
+        ("API_KEY_HASH_SECRET", "a-third-real-secret-value"),
+    ];
+
+    #[test]
+    fn development_secrets_are_fine_on_loopback() {
+        assert!(refuse_development_secrets_off_loopback(&config(&[])).is_ok());
+        let v6 = config(&[("GATEWAY_ADDR", "[::1]:8080"), ("AUTH_ADDR", "127.0.0.2:8081")]);
+        assert!(refuse_development_secrets_off_loopback(&v6).is_ok());
+    }
+
+    #[test]
+    fn development_secrets_off_loopback_are_refused_naming_the_variables() {
+        let error = refuse_development_secrets_off_loopback(&config(&[("GATEWAY_ADDR", "0.0.0.0:8080")]))
+            .expect_err("refused");
+        let message = error.to_string();
+        for name in [
+            "GATEWAY_ADDR=0.0.0.0:8080",
+            "JWT_SECRET",
+            "INTERNAL_TOKEN_SECRET",
+            "API_KEY_HASH_SECRET",
+        ] {
+            assert!(message.contains(name), "{message}");
+        }
+        assert!(!message.contains("AUTH_ADDR"), "{message}");
+        // One development secret left is enough to refuse, and is named alone.
+        let mut vars = vec![("LEDGER_ADDR", "192.0.2.10:8083")];
+        vars.extend_from_slice(&OWN_SECRETS[..2]);
+        let message = refuse_development_secrets_off_loopback(&config(&vars))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.contains("LEDGER_ADDR=192.0.2.10:8083") && message.contains("API_KEY_HASH_SECRET"),
+            "{message}"
+        );
+        assert!(!message.contains("JWT_SECRET"), "{message}");
+    }
+
+    #[test]
+    fn own_secrets_may_listen_anywhere() {
+        let mut vars = vec![("GATEWAY_ADDR", "0.0.0.0:8080"), ("PAYMENTS_ADDR", "[::]:8082")];
+        vars.extend_from_slice(&OWN_SECRETS);
+        assert!(refuse_development_secrets_off_loopback(&config(&vars)).is_ok());
     }
 }

@@ -6,12 +6,13 @@ async fn main() -> anyhow::Result<()> {
     let config = platform::Config::from_env()?;
     platform::telemetry::init(config.log_format);
     // The all-in-one is for laptops and demos, so it runs with the development
-    // secrets; it says so rather than refusing, unlike the single services.
+    // secrets, but only where nobody else can reach it.
+    stack::refuse_development_secrets_off_loopback(&config)?;
     let defaults = config.default_secrets();
     if !defaults.is_empty() {
         tracing::warn!(
             secrets = ?defaults,
-            "running with development secrets: fine on a laptop, never in production"
+            "running with development secrets on loopback only: fine on a laptop, never in production"
         );
     }
     let shutdown = platform::shutdown::on_signal();

@@ -82,29 +82,92 @@ async fn dummy_hash(cost: u32) -> Result<String, AuthError> {
         .cloned()
 }
 
+/// Where a login comes from, as the gateway saw it: failed logins are counted
+/// per (email, address). Read only by handlers that also take `Internal`, so
+/// the header is believed only from a caller holding the internal secret;
+/// the gateway overwrites whatever a client sent.
+fn client_address(headers: &axum::http::HeaderMap) -> String {
+    let parsed = headers
+        .get(platform::http::CLIENT_ADDRESS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    match parsed {
+        Some(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        // One IPv6 host usually holds a whole /64: count the network, or a
+        // single machine would have 2^64 budgets.
+        Some(std::net::IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = ip.segments();
+                let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{network}/64")
+            }
+        },
+        None => "unknown".into(),
+    }
+}
+
+/// Reserves one login attempt for (email, address) before any password is
+/// checked, counting it as a failure until it succeeds. One statement takes
+/// the row lock, so concurrent attempts are counted one by one and no more
+/// than the budget ever reach bcrypt. Past the free attempts, an attempt is
+/// allowed only once the previous lock has passed, and sets the next one:
+/// the base delay doubling with each failure, up to the maximum. An address
+/// quiet for the maximum delay starts over.
+async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> Result<(), AuthError> {
+    let settings = &state.settings;
+    let reserved: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO login_attempts AS a (email, address, failures, locked_until, last_attempt_at)
+         VALUES ($1, $2, 1, CASE WHEN 1 >= $3 THEN now() + make_interval(secs => $4) END, now())
+         ON CONFLICT (email, address) DO UPDATE SET
+           failures = CASE WHEN a.last_attempt_at + make_interval(secs => $5) <= now() THEN 1
+                           ELSE a.failures + 1 END,
+           locked_until = CASE
+             WHEN a.last_attempt_at + make_interval(secs => $5) <= now() THEN
+               CASE WHEN 1 >= $3 THEN now() + make_interval(secs => $4) END
+             WHEN a.failures + 1 >= $3 THEN now() + make_interval(secs =>
+               least($5, $4 * power(2, least(a.failures + 1 - $3, 40))))
+           END,
+           last_attempt_at = now()
+         WHERE a.locked_until IS NULL OR a.locked_until <= now()
+         RETURNING a.failures",
+    )
+    .bind(email)
+    .bind(address)
+    .bind(settings.free_login_attempts)
+    .bind(settings.login_lockout_base_seconds)
+    .bind(settings.login_lockout_max_seconds)
+    .fetch_optional(&state.db)
+    .await?;
+    if reserved.is_some() {
+        return Ok(());
+    }
+    let remaining_ms: Option<i64> = sqlx::query_scalar(
+        "SELECT ceil(extract(epoch FROM locked_until - now()) * 1000)::BIGINT
+         FROM login_attempts WHERE email = $1 AND address = $2",
+    )
+    .bind(email)
+    .bind(address)
+    .fetch_optional(&state.db)
+    .await?
+    .flatten();
+    let retry_after_seconds = (remaining_ms.unwrap_or(1_000).max(1) + 999) / 1_000;
+    metrics::counter!("auth_login_locked_total").increment(1);
+    Err(AuthError::LoginLocked { retry_after_seconds })
+}
+
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = contract::auth::Credentials,
     responses((status = 200, body = TokenPair), (status = 401, body = contract::ErrorBody), (status = 429, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
     _gateway: Internal,
+    headers: axum::http::HeaderMap,
     Json(credentials): Json<Credentials>,
 ) -> Result<Json<TokenPair>, AuthError> {
     let email = Email::parse(&credentials.email)?;
-    let settings = &state.settings;
-
-    let locked_for: Option<i64> = sqlx::query_scalar(
-        "SELECT CEIL(EXTRACT(EPOCH FROM (window_started_at + $3 - now())))::BIGINT FROM login_failures
-         WHERE email = $1 AND failures >= $2 AND window_started_at + $3 > now()",
-    )
-    .bind(email.as_str())
-    .bind(settings.max_failed_logins)
-    .bind(settings.login_lockout)
-    .fetch_optional(&state.db)
-    .await?;
-    if let Some(retry_after_seconds) = locked_for {
-        return Err(AuthError::LoginLocked { retry_after_seconds });
-    }
+    let address = client_address(&headers);
+    reserve_login_attempt(&state, email.as_str(), &address).await?;
 
     let user: Option<(String, String)> =
         sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
@@ -113,32 +176,24 @@ pub async fn login(
             .await?;
     let hash = match &user {
         Some((_, hash)) => hash.clone(),
-        None => dummy_hash(settings.bcrypt_cost).await?,
+        None => dummy_hash(state.settings.bcrypt_cost).await?,
     };
     let password = credentials.password;
     // No stored password is longer than bcrypt reads, so a longer one cannot match.
     let fits = password.len() <= MAX_PASSWORD_BYTES;
     let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash)).await??;
 
+    // A failure was counted when the attempt was reserved.
     let Some((user_id, _)) = user.filter(|_| matches && fits) else {
-        sqlx::query(
-            "INSERT INTO login_failures (email, failures, window_started_at) VALUES ($1, 1, now())
-             ON CONFLICT (email) DO UPDATE SET
-               failures = CASE WHEN login_failures.window_started_at + $2 <= now() THEN 1
-                               ELSE login_failures.failures + 1 END,
-               window_started_at = CASE WHEN login_failures.window_started_at + $2 <= now() THEN now()
-                                        ELSE login_failures.window_started_at END",
-        )
-        .bind(email.as_str())
-        .bind(settings.login_lockout)
-        .execute(&state.db)
-        .await?;
         return Err(AuthError::InvalidCredentials);
     };
 
     let mut tx = state.db.begin().await?;
-    sqlx::query("DELETE FROM login_failures WHERE email = $1")
+    // Only this address's count: a success elsewhere must not hand an
+    // attacker's address a fresh budget.
+    sqlx::query("DELETE FROM login_attempts WHERE email = $1 AND address = $2")
         .bind(email.as_str())
+        .bind(&address)
         .execute(&mut *tx)
         .await?;
     let tokens = issue_tokens(&state, &mut tx, &user_id, uuid::Uuid::new_v4()).await?;

@@ -28,6 +28,10 @@ pub enum InputError {
     Currency(#[from] UnknownCurrency),
     #[error("merchant_id must be a user id (usr_...)")]
     MerchantId,
+    #[error(
+        "a payment posting carries fee and net with amount = net + fee and 0 <= fee <= amount; a refund carries neither"
+    )]
+    Fee,
     #[error("only asset and liability accounts can be kept from going negative")]
     GuardNotAllowed,
     #[error("a transaction needs 2 to {max} entries, not {count}", max = super::journal::MAX_LEGS)]
@@ -51,6 +55,7 @@ impl InputError {
             Self::Metadata(_) => "invalid_metadata",
             Self::Currency(_) => "invalid_currency",
             Self::MerchantId => "invalid_merchant_id",
+            Self::Fee => "invalid_fee",
             Self::GuardNotAllowed => "invalid_overdraft_guard",
             Self::EntryCount { .. } => "invalid_entries",
             Self::Unbalanced { .. } => "transaction_unbalanced",
@@ -67,6 +72,7 @@ impl InputError {
             Self::Metadata(_) => "metadata",
             Self::Currency(_) => "currency",
             Self::MerchantId => "merchant_id",
+            Self::Fee => "fee",
             Self::GuardNotAllowed => "must_not_go_negative",
             Self::EntryCount { .. } | Self::Unbalanced { .. } => "entries",
         }

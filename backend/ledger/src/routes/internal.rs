@@ -14,10 +14,13 @@ use crate::{AppState, LedgerError};
 
 /// Posts a succeeded payment or a refund, once per reference.
 ///
-/// A payment of A with fee F = min(A, round_half_even(A * bp / 10000) + fixed):
-/// debit platform clearing A, credit the merchant's balance A - F, credit
-/// platform fee revenue F (a zero leg is left out). A refund of R: debit the
-/// merchant's balance R, credit platform clearing R; the fee is kept.
+/// A payment of A carries the fee F that payments stamped on it when it
+/// succeeded, and the net N: the ledger checks A = N + F and 0 <= F <= A
+/// rather than computing a fee of its own, so a change of fee schedule never
+/// makes a retried posting disagree with the payment. It posts: debit
+/// platform clearing A, credit the merchant's balance N, credit platform fee
+/// revenue F (a zero leg is left out). A refund of R: debit the merchant's
+/// balance R, credit platform clearing R; the fee is kept.
 #[tracing::instrument(skip_all, fields(reference = %body.reference, kind = body.kind.as_str()))]
 pub async fn payment_posting(
     State(state): State<AppState>,
@@ -30,6 +33,7 @@ pub async fn payment_posting(
     }
     let amount = Amount::parse(body.amount)?;
     let currency = Currency::parse(&body.currency).map_err(InputError::from)?;
+    let split = fee_split(body.kind, amount, body.fee, body.net)?;
     let accounts = state
         .chart
         .payment_accounts(&state.db, &body.merchant_id, currency)
@@ -43,19 +47,17 @@ pub async fn payment_posting(
         })
     };
     use contract::ledger::Direction::{Credit, Debit};
-    let legs: Vec<Leg> = match body.kind {
-        PaymentPostingKind::Payment => {
-            let fee = state.fees.fee(amount);
-            [
-                leg(&accounts.clearing, Debit, amount.get()),
-                leg(&accounts.merchant_balance, Credit, amount.get() - fee),
-                leg(&accounts.fee_revenue, Credit, fee),
-            ]
-            .into_iter()
-            .flatten()
-            .collect()
-        }
-        PaymentPostingKind::Refund => [
+    let legs: Vec<Leg> = match (body.kind, split) {
+        (PaymentPostingKind::Payment, Some((fee, net))) => [
+            leg(&accounts.clearing, Debit, amount.get()),
+            leg(&accounts.merchant_balance, Credit, net),
+            leg(&accounts.fee_revenue, Credit, fee),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        (PaymentPostingKind::Payment, None) => return Err(InputError::Fee.into()),
+        (PaymentPostingKind::Refund, _) => [
             leg(&accounts.merchant_balance, Debit, amount.get()),
             leg(&accounts.clearing, Credit, amount.get()),
         ]
@@ -71,14 +73,20 @@ pub async fn payment_posting(
     ]
     .into();
     let description = format!("{kind} {}", reference.as_str());
+    let mut request = json!({
+        "merchant_id": body.merchant_id,
+        "kind": kind,
+        "amount": amount.get(),
+        "currency": currency.code(),
+    });
+    // Part of the fingerprint: the same reference posted again with another
+    // fee is a conflict, not a replay.
+    if let Some((fee, _)) = split {
+        request["fee"] = json!(fee);
+    }
     let new = NewTransaction {
         poster: PAYMENTS_POSTER.to_owned(),
-        request: json!({
-            "merchant_id": body.merchant_id,
-            "kind": kind,
-            "amount": amount.get(),
-            "currency": currency.code(),
-        }),
+        request,
         reference,
         description: Description::parse(Some(&description))?,
         metadata,
@@ -89,6 +97,25 @@ pub async fn payment_posting(
         Posted::Created(transaction) => (StatusCode::CREATED, Json(transaction)),
         Posted::Replayed(transaction) => (StatusCode::OK, Json(transaction)),
     })
+}
+
+/// A payment's (fee, net), checked: both present, neither negative, adding up
+/// to the amount. A refund carries neither.
+fn fee_split(
+    kind: PaymentPostingKind,
+    amount: Amount,
+    fee: Option<i64>,
+    net: Option<i64>,
+) -> Result<Option<(i64, i64)>, InputError> {
+    match (kind, fee, net) {
+        (PaymentPostingKind::Refund, None, None) => Ok(None),
+        (PaymentPostingKind::Payment, Some(fee), Some(net))
+            if fee >= 0 && net >= 0 && fee <= amount.get() && fee.checked_add(net) == Some(amount.get()) =>
+        {
+            Ok(Some((fee, net)))
+        }
+        _ => Err(InputError::Fee),
+    }
 }
 
 /// Debits and credits over every entry, per currency: equal, always. For

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use contract::ledger::{AccountType, Direction};
-use ledger::domain::{Amount, FeeSchedule};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestLedger, assert_books_consistent, assert_trial_balance_zero, user};
+use crate::helpers::{TestLedger, assert_books_consistent, assert_trial_balance_zero, stamped_fee, user};
 
 const TASKS: usize = 16;
 
@@ -154,13 +153,12 @@ async fn concurrent_payment_postings_hit_the_hot_accounts_exactly_once() {
     let merchants = ["usr_m1", "usr_m2", "usr_m3"];
     let postings: Vec<Value> = (0..PAYMENTS)
         .map(|i| {
-            json!({
-                "reference": format!("pay_{i}"),
-                "merchant_id": merchants[i % merchants.len()],
-                "kind": "payment",
-                "amount": 100 + (i as i64 * 7919) % 50_000,
-                "currency": "usd",
-            })
+            crate::helpers::payment_posting(
+                &format!("pay_{i}"),
+                merchants[i % merchants.len()],
+                100 + (i as i64 * 7919) % 50_000,
+                "usd",
+            )
         })
         .chain((0..PAYMENTS).step_by(4).map(|i| {
             json!({
@@ -210,14 +208,13 @@ async fn concurrent_payment_postings_hit_the_hot_accounts_exactly_once() {
         assert_eq!(answers[0].1, answers[1].1, "{reference}: two transactions");
     }
 
-    let fees = FeeSchedule::new(290, 30).expect("the default schedule");
     let mut owed: HashMap<&str, i64> = HashMap::new();
     let (mut collected, mut fee_revenue) = (0i64, 0i64);
     for posting in postings.iter() {
         let amount = posting["amount"].as_i64().expect("amount");
         let merchant = posting["merchant_id"].as_str().expect("merchant");
         if posting["kind"] == "payment" {
-            let fee = fees.fee(Amount::parse(amount).expect("amount"));
+            let fee = stamped_fee(amount);
             collected += amount;
             fee_revenue += fee;
             *owed.entry(merchant).or_default() += amount - fee;

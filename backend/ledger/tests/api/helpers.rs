@@ -103,6 +103,28 @@ impl TestLedger {
     }
 }
 
+/// The fee payments stamps with its default schedule on a 2-decimal
+/// currency: 2.9% rounded half to even, plus 30, at most the amount. The
+/// ledger only checks the arithmetic; tests use realistic numbers.
+pub fn stamped_fee(amount: i64) -> i64 {
+    let (quotient, remainder) = (amount * 290 / 10_000, amount * 290 % 10_000);
+    let rounded = if 2 * remainder > 10_000 || (2 * remainder == 10_000 && quotient % 2 == 1) {
+        quotient + 1
+    } else {
+        quotient
+    };
+    (rounded + 30).min(amount)
+}
+
+/// A payment posting as payments sends it, with its stamped fee and net.
+pub fn payment_posting(reference: &str, merchant_id: &str, amount: i64, currency: &str) -> Value {
+    let fee = stamped_fee(amount);
+    json!({
+        "reference": reference, "merchant_id": merchant_id, "kind": "payment",
+        "amount": amount, "currency": currency, "fee": fee, "net": amount - fee,
+    })
+}
+
 /// A user calling with an API key, as on every `/v1/ledger` route.
 pub fn user(id: &str) -> Caller {
     Caller::api_key(id, format!("key_{}", id.trim_start_matches("usr_")))

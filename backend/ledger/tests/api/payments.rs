@@ -3,12 +3,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestLedger, assert_books_consistent, assert_trial_balance_zero, code, payments, user};
+use crate::helpers::{
+    TestLedger, assert_books_consistent, assert_trial_balance_zero, code, payment_posting, payments, user,
+};
 
 const MERCHANT: &str = "usr_0192merchant";
 
 fn payment(reference: &str, amount: i64) -> Value {
-    json!({"reference": reference, "merchant_id": MERCHANT, "kind": "payment", "amount": amount, "currency": "usd"})
+    payment_posting(reference, MERCHANT, amount, "usd")
 }
 
 /// (account_id, direction, amount) of each entry, in order.
@@ -121,8 +123,7 @@ async fn a_repeated_posting_answers_the_same_transaction_byte_for_byte() {
     let (status, error) = ledger.payment_posting(other.clone()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
     assert_eq!(code(&error), "reference_reused");
-    other["amount"] = json!(2_000);
-    other["kind"] = json!("refund");
+    other = json!({"reference": "pay_2", "merchant_id": MERCHANT, "kind": "refund", "amount": 2_000, "currency": "usd"});
     let (status, _) = ledger.payment_posting(other).await;
     assert_eq!(status, StatusCode::CONFLICT);
     // A currency spelled differently is the same currency.
@@ -183,12 +184,10 @@ async fn zero_legs_are_left_out() {
     assert_eq!((legs[0].2, legs[1].2), (25, 25));
 
     // No fee at all: no fee leg.
-    let free = TestLedger::start_with(|c| {
-        c.fee_basis_points = 0;
-        c.fee_fixed_minor = 0;
-    })
-    .await;
-    let (status, txn) = free.payment_posting(payment("pay_free", 500)).await;
+    let mut free = payment("pay_free", 500);
+    free["fee"] = json!(0);
+    free["net"] = json!(500);
+    let (status, txn) = ledger.payment_posting(free).await;
     assert_eq!(status, StatusCode::CREATED, "{txn}");
     assert_eq!(txn["entries"].as_array().expect("entries").len(), 2);
 }
@@ -203,9 +202,7 @@ async fn accounts_exist_per_merchant_and_currency() {
         ("pay_d", MERCHANT, "usd"),
     ] {
         let (status, body) = ledger
-            .payment_posting(json!({
-                "reference": reference, "merchant_id": merchant, "kind": "payment", "amount": 1_000, "currency": currency
-            }))
+            .payment_posting(payment_posting(reference, merchant, 1_000, currency))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
@@ -243,6 +240,13 @@ async fn refuses_malformed_postings() {
         (json!({"merchant_id": "acct_1"}), "invalid_merchant_id"),
         (json!({"reference": ""}), "invalid_reference"),
         (json!({"kind": "chargeback"}), "invalid_body"),
+        // The fee is checked, not computed: it must add up and stay in bounds.
+        (json!({"fee": null}), "invalid_fee"),
+        (json!({"net": null}), "invalid_fee"),
+        (json!({"fee": 31, "net": 70}), "invalid_fee"),
+        (json!({"fee": 101, "net": -1}), "invalid_fee"),
+        (json!({"fee": -1, "net": 101}), "invalid_fee"),
+        (json!({"kind": "refund"}), "invalid_fee"),
     ];
     for (change, expected) in cases {
         let mut body = payment("pay_bad", 100);

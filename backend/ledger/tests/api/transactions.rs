@@ -277,7 +277,7 @@ async fn a_merchant_sees_but_cannot_reverse_a_payment_posting() {
     let ledger = TestLedger::start().await;
     let merchant = user("usr_shop");
     let (status, txn) = ledger
-        .payment_posting(json!({"reference": "pay_9", "merchant_id": "usr_shop", "kind": "payment", "amount": 1_000, "currency": "usd"}))
+        .payment_posting(crate::helpers::payment_posting("pay_9", "usr_shop", 1_000, "usd"))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = txn["id"].as_str().expect("id");

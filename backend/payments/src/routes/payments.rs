@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 
 use super::page_limit;
 use crate::domain::{
-    Action, Amount, CustomerEmail, Description, Metadata, TestPaymentMethod, allowed, transition,
+    Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
 use crate::idempotency::{Begun, Post};
 use crate::store::{self, NewEvent};
@@ -87,6 +87,7 @@ async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, 
         failure_code: None,
         failure_message: None,
         ledger_transaction_id: None,
+        fee: None,
         created_at: at,
     };
     let event = NewEvent {
@@ -122,13 +123,14 @@ pub async fn confirm(
     Path(id): Path<String>,
     post: Post,
 ) -> Result<Response, PaymentsError> {
-    run_post!(state, post, |tx| confirm_in(&mut tx, &post, &id))
+    run_post!(state, post, |tx| confirm_in(&mut tx, &post, &id, &state.fees))
 }
 
 async fn confirm_in(
     conn: &mut PgConnection,
     post: &Post,
     id: &str,
+    fees: &FeeSchedule,
 ) -> Result<(StatusCode, Payment), PaymentsError> {
     let request: ConfirmPaymentRequest = post.json()?;
     let method = TestPaymentMethod::parse(&request.payment_method)?;
@@ -146,7 +148,14 @@ async fn confirm_in(
     payment.status = PaymentStatus::Processing;
     payment.payment_method = Some(method.name().into());
     let (status, event) = match method.failure() {
-        None => (PaymentStatus::Succeeded, EventType::PaymentSucceeded),
+        None => {
+            // Decided here, once, and stored: the ledger posting carries it
+            // and nothing ever recomputes it.
+            let amount = Amount::parse(payment.amount)?;
+            let currency = Currency::parse(&payment.currency)?;
+            payment.fee = Some(fees.fee(amount, currency));
+            (PaymentStatus::Succeeded, EventType::PaymentSucceeded)
+        }
         Some(code) => {
             payment.failure_code = Some(code);
             payment.failure_message = Some(code.message().into());

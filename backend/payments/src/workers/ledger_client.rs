@@ -20,6 +20,22 @@ pub enum LedgerError {
     BadAnswer(#[source] reqwest::Error),
 }
 
+impl LedgerError {
+    /// The ledger understood the posting and will not take it as sent: a
+    /// 4xx other than a timeout or a rate limit. Retrying the same body
+    /// cannot help, so such a posting is dead-lettered after a few tries.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Refused { status, .. } => {
+                status.is_client_error()
+                    && *status != reqwest::StatusCode::REQUEST_TIMEOUT
+                    && *status != reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Unreachable(_) | Self::BadAnswer(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LedgerClient {
     http: reqwest::Client,

@@ -1,12 +1,20 @@
 //! Delivers the ledger postings owed by succeeded payments and refunds.
 //!
-//! Due postings are locked with `FOR UPDATE SKIP LOCKED` (several workers
-//! share the work), sent to the ledger with the payment or refund id as the
-//! reference, and marked posted with the ledger's transaction id, which is
-//! also copied onto the payment or refund. A failure only pushes the posting's
-//! next attempt back; since the ledger records a reference once and answers
-//! the same transaction again, a retry after an unknown outcome (a timeout, a
-//! crash before our commit) cannot post twice.
+//! No transaction is held across a call to the ledger. A round claims due
+//! postings with a lease in one statement (`FOR UPDATE SKIP LOCKED`, so
+//! several workers share the work, and committed at once), sends them to the
+//! ledger with the payment or refund id as the reference, then records each
+//! outcome in a short transaction of its own. A worker that dies mid-call
+//! leaves a lease that expires, and the posting is claimed again; since the
+//! ledger records a reference once and answers the same transaction again, a
+//! retry after an unknown outcome (a timeout, a crash before our commit)
+//! cannot post twice.
+//!
+//! A network error or a 5xx pushes the posting's next attempt back, doubling
+//! up to a few seconds, for as long as it takes. A 4xx refusal is the ledger
+//! saying the posting itself is wrong: after `MAX_REFUSALS` of them it is
+//! dead-lettered (kept, with its last error, for an operator) rather than
+//! retried forever.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +37,11 @@ const CONCURRENCY: usize = 16;
 const POLL: Duration = Duration::from_millis(500);
 /// The longest wait between two attempts of one posting.
 const MAX_RETRY_SECONDS: f64 = 5.0;
+/// How long a claim keeps other workers off a posting: well beyond the
+/// ledger client's timeout, so a live worker always records before it ends.
+const LEASE_SECONDS: f64 = 60.0;
+/// Refusals (4xx) after which a posting is dead-lettered.
+pub(crate) const MAX_REFUSALS: i32 = 5;
 
 #[derive(sqlx::FromRow)]
 struct Due {
@@ -38,6 +51,7 @@ struct Due {
     merchant_id: String,
     amount: i64,
     currency: String,
+    fee: Option<i64>,
 }
 
 impl Due {
@@ -51,6 +65,8 @@ impl Due {
             },
             amount: self.amount,
             currency: self.currency.clone(),
+            fee: self.fee,
+            net: self.fee.map(|fee| self.amount - fee),
         }
     }
 }
@@ -88,23 +104,41 @@ async fn post_one<'a>(ledger: &LedgerClient, posting: &'a Due) -> (&'a Due, Resu
     (posting, ledger.post(&posting.body()).await)
 }
 
-async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
-    let mut tx = db.begin().await?;
-    // This transaction only records what the ledger already holds durably.
-    // Should a database crash lose it, the postings are sent again and the
-    // ledger answers the transactions it recorded, so it need not wait for
-    // its own disk flush, which the requests' commits are queuing for.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    let due: Vec<Due> = sqlx::query_as(
-        "SELECT reference, payment_id, refund_id, merchant_id, amount, currency FROM ledger_postings
-         WHERE posted_at IS NULL AND next_attempt_at <= now()
-         ORDER BY next_attempt_at, reference LIMIT $1 FOR UPDATE SKIP LOCKED",
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+/// Claims due postings: one statement, committed on its own, so the
+/// calls that follow hold no transaction and no row lock.
+async fn claim(db: &PgPool) -> sqlx::Result<Vec<Due>> {
+    sqlx::query_as(
+        "UPDATE ledger_postings p
+         SET leased_until = now() + make_interval(secs => $2), attempts = p.attempts + 1
+         FROM (
+             SELECT reference FROM ledger_postings
+             WHERE posted_at IS NULL AND dead_lettered_at IS NULL AND next_attempt_at <= now()
+               AND (leased_until IS NULL OR leased_until <= now())
+             ORDER BY next_attempt_at, reference LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ) due
+         WHERE p.reference = due.reference
+         RETURNING p.reference, p.payment_id, p.refund_id, p.merchant_id, p.amount, p.currency, p.fee",
     )
     .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    .bind(LEASE_SECONDS)
+    .fetch_all(db)
+    .await
+}
+
+async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
+    let due = claim(db).await?;
     if due.is_empty() {
         return Ok(Round {
             attempted: 0,
@@ -122,6 +156,7 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
     let mut paid = (Vec::new(), Vec::new());
     let mut refunded = (Vec::new(), Vec::new());
     let mut failed = (Vec::new(), Vec::new());
+    let mut refused = (Vec::new(), Vec::new());
     for (posting, result) in results {
         match result {
             Ok(transaction_id) => {
@@ -138,23 +173,32 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
                     }
                 }
             }
+            Err(e) if e.is_refusal() => {
+                let chain = error_chain(&e);
+                tracing::warn!(reference = %posting.reference, error = %chain, "the ledger refused a posting");
+                refused.0.push(posting.reference.clone());
+                refused.1.push(chain);
+            }
             Err(e) => {
-                let mut chain = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&cause.to_string());
-                    source = cause.source();
-                }
+                let chain = error_chain(&e);
                 tracing::warn!(reference = %posting.reference, error = %chain, "ledger posting failed; it will be retried");
                 failed.0.push(posting.reference.clone());
                 failed.1.push(chain);
             }
         }
     }
+
+    let mut tx = db.begin().await?;
+    // This transaction only records what the ledger already holds durably.
+    // Should a database crash lose it, the postings are sent again and the
+    // ledger answers the transactions it recorded, so it need not wait for
+    // its own disk flush, which the requests' commits are queuing for.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "UPDATE ledger_postings p SET posted_at = now(), ledger_transaction_id = u.transaction_id,
-                                      attempts = p.attempts + 1, last_error = NULL
+                                      leased_until = NULL, last_error = NULL
          FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, transaction_id) WHERE p.reference = u.reference",
     )
     .bind(&posted.0)
@@ -178,19 +222,52 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE ledger_postings p SET attempts = p.attempts + 1, last_error = u.error,
-             next_attempt_at = now() + make_interval(secs => least($3, 0.1 * power(2, least(p.attempts, 10))))
-         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, error) WHERE p.reference = u.reference",
+        "UPDATE ledger_postings p SET last_error = u.error, leased_until = NULL,
+             next_attempt_at = now() + make_interval(secs => least($3, 0.1 * power(2, least(p.attempts - 1, 10))))
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, error)
+         WHERE p.reference = u.reference AND p.posted_at IS NULL",
     )
     .bind(&failed.0)
     .bind(&failed.1)
     .bind(MAX_RETRY_SECONDS)
     .execute(&mut *tx)
     .await?;
+    let dead: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE ledger_postings p SET last_error = u.error, leased_until = NULL, refusals = p.refusals + 1,
+             dead_lettered_at = CASE WHEN p.refusals + 1 >= $4 THEN now() END,
+             next_attempt_at = now() + make_interval(secs => least($3, 0.1 * power(2, least(p.attempts - 1, 10))))
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, error)
+         WHERE p.reference = u.reference AND p.posted_at IS NULL
+         RETURNING p.reference, p.last_error, p.dead_lettered_at IS NOT NULL AS dead",
+    )
+    .bind(&refused.0)
+    .bind(&refused.1)
+    .bind(MAX_RETRY_SECONDS)
+    .bind(MAX_REFUSALS)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(|(reference, error, dead): (String, Option<String>, bool)| {
+        dead.then(|| (reference, error.unwrap_or_default()))
+    })
+    .collect();
     tx.commit().await?;
+
+    for (reference, error) in &dead {
+        tracing::error!(
+            %reference,
+            %error,
+            refusals = MAX_REFUSALS,
+            "the ledger keeps refusing a posting; dead-lettered, it needs an operator"
+        );
+    }
     let count = posted.0.len();
     metrics::counter!("payments_ledger_postings_total").increment(count as u64);
-    metrics::counter!("payments_ledger_posting_failures_total").increment(failed.0.len() as u64);
+    metrics::counter!("payments_ledger_posting_failures_total")
+        .increment((failed.0.len() + refused.0.len()) as u64);
+    if !dead.is_empty() {
+        metrics::counter!("payments_postings_dead_lettered_total").increment(dead.len() as u64);
+    }
     Ok(Round {
         attempted,
         posted: count,

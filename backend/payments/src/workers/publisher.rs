@@ -8,6 +8,11 @@
 //! owner's events reach Redis in sequence order. The batch goes out as one
 //! MULTI/EXEC, all or nothing, and is marked published only after Redis took
 //! it; a Redis outage leaves the rows unpublished to be retried with backoff.
+//!
+//! A row that cannot become a message (an unknown type, say, written by a
+//! newer version or by hand) is quarantined: marked with the reason, logged
+//! and counted, and skipped from then on, so that one bad row does not stall
+//! every user's events behind it. Its owner's later events go out after it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +42,7 @@ enum PublishError {
     Redis(#[from] redis::RedisError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
-    #[error("an event in the outbox is not valid")]
+    #[error("the event type {0:?} is unknown")]
     Invalid(String),
     #[error("cannot serialise an event")]
     Serialise(#[from] serde_json::Error),
@@ -174,7 +179,8 @@ async fn publish_events(
     let mut tx = db.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, owner_id, sequence, type, object, created_at FROM events
-         WHERE published_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+         WHERE published_at IS NULL AND quarantined_at IS NULL
+         ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
@@ -187,7 +193,7 @@ async fn publish_events(
     owners.dedup();
     let heads: Vec<(String, i64)> = sqlx::query_as(
         "SELECT owner_id, min(sequence) FROM events
-         WHERE published_at IS NULL AND owner_id = ANY($1) GROUP BY owner_id",
+         WHERE published_at IS NULL AND quarantined_at IS NULL AND owner_id = ANY($1) GROUP BY owner_id",
     )
     .bind(&owners)
     .fetch_all(&mut *tx)
@@ -197,17 +203,43 @@ async fn publish_events(
     let mut next: HashMap<String, Option<i64>> = heads.into_iter().map(|(o, s)| (o, Some(s))).collect();
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
+    let mut quarantined = (Vec::new(), Vec::new());
     for row in rows {
         let expected = next.entry(row.owner_id.clone()).or_insert(None);
         if *expected != Some(row.sequence) {
             *expected = None;
             continue;
         }
+        // Quarantined or published, the owner's next event may follow.
         *expected = Some(row.sequence + 1);
-        ids.push(row.id.clone());
-        messages.push(row.message(false)?);
+        let id = row.id.clone();
+        let owner_id = row.owner_id.clone();
+        match row.message(false) {
+            Ok(message) => {
+                ids.push(id);
+                messages.push(message);
+            }
+            Err(e) => {
+                let reason = error_chain(&e);
+                tracing::error!(event_id = %id, %owner_id, %reason, "quarantined an event that cannot be published");
+                quarantined.0.push(id);
+                quarantined.1.push(reason);
+            }
+        }
+    }
+    if !quarantined.0.is_empty() {
+        sqlx::query(
+            "UPDATE events e SET quarantined_at = now(), quarantine_reason = q.reason
+             FROM UNNEST($1::TEXT[], $2::TEXT[]) AS q(id, reason) WHERE e.id = q.id",
+        )
+        .bind(&quarantined.0)
+        .bind(&quarantined.1)
+        .execute(&mut *tx)
+        .await?;
+        metrics::counter!("payments_events_quarantined_total").increment(quarantined.0.len() as u64);
     }
     if messages.is_empty() {
+        tx.commit().await?;
         return Ok(0);
     }
     let mut pipe = redis::pipe();

@@ -4,6 +4,7 @@
 mod callers;
 mod flows;
 mod gateway_auth;
+mod login_lockout;
 mod paths;
 mod rate_limit;
 mod stream;
