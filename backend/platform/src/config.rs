@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod gateway;
+
+pub use gateway::GatewaySettings;
+
 pub const DEV_JWT_SECRET: &str = "dev-jwt-secret-change-me";
 pub const DEV_INTERNAL_TOKEN_SECRET: &str = "dev-internal-token-secret-change-me";
 pub const DEV_API_KEY_HASH_SECRET: &str = "dev-api-key-hash-secret-change-me";
@@ -67,6 +71,7 @@ pub struct Config {
     pub fee_basis_points: i64,
     pub fee_fixed_minor: i64,
     pub log_format: LogFormat,
+    pub gateway: GatewaySettings,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -177,6 +182,7 @@ impl Config {
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
             fee_fixed_minor: read(lookup, "FEE_FIXED_MINOR", 30)?,
             log_format,
+            gateway: GatewaySettings::from_lookup(lookup)?,
         })
     }
 

@@ -1,8 +1,11 @@
 //! End-to-end tests: the whole stack in-process, through the gateway, on
 //! fresh databases and a private Redis namespace per test.
 
+mod auth_failures;
 mod flows;
 mod gateway_auth;
+mod metrics;
 mod rate_limit;
 mod stream;
+mod stream_bounds;
 mod support;
