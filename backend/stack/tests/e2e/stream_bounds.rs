@@ -70,6 +70,7 @@ async fn revoking_a_key_closes_its_streams_within_a_second_and_only_its_own() {
     }
     let took = revoked_at.elapsed();
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
+    eprintln!("both streams of the revoked key closed {took:?} after the revocation answered");
 
     // The key's other streams are gone; the user's other key streams on.
     let refused = open_stream(&stack, &ada.api_key, "").await;
