@@ -36,6 +36,10 @@ pub enum GatewayError {
     UnknownEvent,
     #[error("the event stream is reconnecting to its source; try again shortly")]
     StreamUnavailable,
+    #[error("this API key already holds its maximum of concurrent event streams; close one first")]
+    TooManyStreams,
+    #[error("too many failed authentications from this address; retry after {} seconds", .0.reset_seconds)]
+    TooManyAuthFailures(Verdict),
 }
 
 impl GatewayError {
@@ -76,6 +80,18 @@ impl GatewayError {
             Self::InvalidStreamRequest(_) => ApiError::invalid("invalid_stream_request", message),
             Self::UnknownEvent => ApiError::not_found("event"),
             Self::StreamUnavailable => ApiError::unavailable("stream_unavailable", message),
+            Self::TooManyStreams => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::RateLimitError,
+                "too_many_streams",
+                message,
+            ),
+            Self::TooManyAuthFailures(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::RateLimitError,
+                "too_many_auth_failures",
+                message,
+            ),
         }
     }
 }
@@ -85,6 +101,8 @@ impl IntoResponse for GatewayError {
         let mut response = self.to_api_error().into_response();
         if let Self::RateLimited(verdict) = &self {
             verdict.write_headers(response.headers_mut());
+        }
+        if let Self::RateLimited(verdict) | Self::TooManyAuthFailures(verdict) = &self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 verdict.reset_seconds.max(1).into(),

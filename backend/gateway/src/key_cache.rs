@@ -96,9 +96,82 @@ impl KeyCache {
     }
 }
 
+/// Keys auth refused, remembered briefly (by digest), so that a flood of
+/// the same wrong keys reaches auth once per key instead of once per request.
+/// Bounded: when full of live entries it starts over, which costs at most
+/// one more call to auth per key.
+#[derive(Debug)]
+pub struct InvalidKeys {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<KeyDigest, Instant>>,
+}
+
+impl InvalidKeys {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<KeyDigest, Instant>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn contains(&self, digest: &KeyDigest) -> bool {
+        let mut entries = self.entries();
+        match entries.get(digest) {
+            Some(at) if at.elapsed() < self.ttl => true,
+            Some(_) => {
+                entries.remove(digest);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn insert(&self, digest: KeyDigest) {
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity {
+            let ttl = self.ttl;
+            entries.retain(|_, at| at.elapsed() < ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, Instant::now());
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries().len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_keys_are_remembered_briefly_and_bounded() {
+        let invalid = InvalidKeys::new(Duration::from_secs(60), 3);
+        for key in ["a", "b", "c"] {
+            invalid.insert(digest(key));
+        }
+        assert!(invalid.contains(&digest("a")));
+        assert!(!invalid.contains(&digest("z")));
+        invalid.insert(digest("d"));
+        assert!(invalid.len() <= 3, "never more than its capacity");
+        assert!(invalid.contains(&digest("d")));
+
+        let expired = InvalidKeys::new(Duration::ZERO, 3);
+        expired.insert(digest("a"));
+        assert!(!expired.contains(&digest("a")));
+    }
 
     fn principal(key: &str) -> Principal {
         Principal {

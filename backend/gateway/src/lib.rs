@@ -27,7 +27,8 @@ pub use routes::router;
 pub use state::AppState;
 
 /// Connects to Redis, starts the one event subscription of this process, and
-/// serves on `listener` until `shutdown`.
+/// serves on `listener` until `shutdown`. `/metrics` is not among the routes:
+/// the binary serves it on its own address (`platform::metrics::serve`).
 pub async fn build(
     config: &platform::Config,
     listener: TcpListener,
@@ -37,18 +38,20 @@ pub async fn build(
         .await
         .context("the gateway cannot reach Redis")?;
     let state = AppState::new(config, redis.clone(), shutdown.clone())?;
-    let listening = stream::listener::spawn(state.clone(), config.redis_url.clone(), shutdown.clone());
+    let watch = stream::listener::Watch {
+        heartbeat: config.gateway.subscription_heartbeat,
+        deadline: config.gateway.subscription_deadline,
+    };
+    let listening = stream::listener::spawn(state.clone(), config.redis_url.clone(), watch, shutdown.clone());
     // Streams opened before the subscription exists could miss events.
     tokio::time::timeout(Duration::from_secs(5), listening)
         .await
         .context("the gateway could not subscribe to events in Redis")?
         .context("the event subscription stopped before it started")?;
-    let app = router(state)
-        .merge(health::routes(Readiness {
-            postgres: None,
-            redis: Some(redis),
-        }))
-        .merge(platform::metrics::routes());
+    let app = router(state).merge(health::routes(Readiness {
+        postgres: None,
+        redis: Some(redis),
+    }));
     // Outermost, so that no route, fallback or authentication sees a
     // non-canonical path.
     let app = platform::http::layered(app, "gateway")

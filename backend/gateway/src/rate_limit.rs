@@ -71,6 +71,16 @@ impl RateLimiter {
     /// Counts one request against `subject`'s budget of `limit` per window.
     /// `None` when Redis did not answer (the caller lets the request through).
     pub async fn check(&self, subject: &str, limit: u32) -> Option<Verdict> {
+        self.count(subject, limit, true).await
+    }
+
+    /// How much of `subject`'s budget is spent, without spending any: the
+    /// verdict is "allowed" while another one may be counted.
+    pub async fn peek(&self, subject: &str, limit: u32) -> Option<Verdict> {
+        self.count(subject, limit, false).await
+    }
+
+    async fn count(&self, subject: &str, limit: u32, increment: bool) -> Option<Verdict> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -80,25 +90,35 @@ impl RateLimiter {
         let reset_at_ms = (window + 1) * window_ms;
         let key = self.keys.key(&format!("ratelimit:{subject}:{window}"));
         let mut redis = self.redis.clone();
-        let counted: redis::RedisResult<u64> = self
-            .script
-            .key(key)
-            .arg(window_ms + 1000)
-            .invoke_async(&mut redis)
-            .await;
-        match counted {
-            Ok(count) => Some(Verdict {
-                allowed: count <= limit as u64,
-                limit,
-                remaining: (limit as u64).saturating_sub(count) as u32,
-                reset_seconds: (reset_at_ms - now_ms).div_ceil(1000),
-                reset_at: reset_at_ms.div_ceil(1000),
-            }),
+        let counted: redis::RedisResult<u64> = if increment {
+            self.script
+                .key(key)
+                .arg(window_ms + 1000)
+                .invoke_async(&mut redis)
+                .await
+        } else {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<u64>>(&mut redis)
+                .await
+                .map(Option::unwrap_or_default)
+        };
+        let count = match counted {
+            Ok(count) => count,
             Err(e) => {
                 tracing::warn!(error = %e, "rate limiter cannot reach Redis; letting the request through");
                 metrics::counter!("gateway_rate_limit_fail_open_total").increment(1);
-                None
+                return None;
             }
-        }
+        };
+        // A peek asks whether one more would still be within the limit.
+        let count = if increment { count } else { count + 1 };
+        Some(Verdict {
+            allowed: count <= limit as u64,
+            limit,
+            remaining: (limit as u64).saturating_sub(count) as u32,
+            reset_seconds: (reset_at_ms - now_ms).div_ceil(1000),
+            reset_at: reset_at_ms.div_ceil(1000),
+        })
     }
 }

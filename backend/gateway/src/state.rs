@@ -7,9 +7,10 @@ use platform::session::SessionTokens;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::key_cache::KeyCache;
+use crate::key_cache::{InvalidKeys, KeyCache};
 use crate::rate_limit::RateLimiter;
 use crate::stream::hub::Hub;
+use crate::stream::slots::StreamSlots;
 use crate::token_cache::TokenCache;
 
 /// How long a verified API key is trusted without asking auth again. A
@@ -18,6 +19,11 @@ use crate::token_cache::TokenCache;
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const STREAM_BUFFER: usize = 256;
+/// How long a key auth refused is refused again without asking: long enough
+/// that a flood of the same keys costs auth one call each, short enough that
+/// nothing legitimate waits on it (a key is valid from its creation).
+const INVALID_KEY_TTL: Duration = Duration::from_secs(10);
+const INVALID_KEY_CAPACITY: usize = 10_000;
 
 /// One `Arc` to clone per request, whatever the state holds.
 #[derive(Clone)]
@@ -37,9 +43,14 @@ pub struct Inner {
     pub(crate) sessions: SessionTokens,
     pub(crate) keys: Keys,
     pub(crate) key_cache: Arc<KeyCache>,
+    pub(crate) invalid_keys: Arc<InvalidKeys>,
     pub(crate) limiter: RateLimiter,
     pub(crate) limits: Limits,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) stream_slots: Arc<StreamSlots>,
+    pub(crate) stream_lifetime: Duration,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -47,6 +58,8 @@ pub struct Inner {
 pub(crate) struct Limits {
     pub per_key: u32,
     pub per_address: u32,
+    /// Failed authentications per client address and window.
+    pub auth_failures: u32,
 }
 
 #[derive(Debug)]
@@ -82,13 +95,18 @@ impl AppState {
             ))),
             sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
+            invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
             limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,
+                auth_failures: config.gateway.auth_failures_per_minute,
             },
             keys,
             hub: Arc::new(Hub::new(STREAM_BUFFER)),
+            stream_slots: Arc::new(StreamSlots::new(config.gateway.streams_per_key_max)),
+            stream_lifetime: config.gateway.stream_max_lifetime,
+            trusted_proxies: config.gateway.trusted_proxies.clone().into(),
             shutdown,
         })))
     }

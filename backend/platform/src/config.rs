@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod gateway;
+
+pub use gateway::GatewaySettings;
+
 pub const DEV_JWT_SECRET: &str = "dev-jwt-secret-change-me";
 pub const DEV_INTERNAL_TOKEN_SECRET: &str = "dev-internal-token-secret-change-me";
 pub const DEV_API_KEY_HASH_SECRET: &str = "dev-api-key-hash-secret-change-me";
@@ -74,6 +78,7 @@ pub struct Config {
     pub fee_basis_points: i64,
     pub fee_fixed_cents: i64,
     pub log_format: LogFormat,
+    pub gateway: GatewaySettings,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -203,6 +208,7 @@ impl Config {
             fee_basis_points: read(lookup, "FEE_BASIS_POINTS", 290)?,
             fee_fixed_cents: read(lookup, "FEE_FIXED_CENTS", 30)?,
             log_format,
+            gateway: GatewaySettings::from_lookup(lookup)?,
         })
     }
 

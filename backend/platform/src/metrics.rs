@@ -1,5 +1,9 @@
 //! Prometheus metrics: one recorder per process (the all-in-one shares it
 //! between its services, told apart by the `service` label).
+//!
+//! Every label value comes from a fixed set: the method from the standard
+//! ones (else `OTHER`), the route from the matched template (else
+//! `unmatched`), so that no request can add a series.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -44,6 +48,32 @@ pub fn routes() -> Router {
     )
 }
 
+/// Serves `/metrics` alone on `listener`, apart from any public router, until
+/// `shutdown`.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<crate::http::Server> {
+    let app = routes().fallback(crate::error::route_not_found);
+    crate::http::spawn(listener, app, shutdown)
+}
+
+/// The method as a label: one of a fixed set, so that invented methods
+/// cannot add series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 pub(crate) async fn track_request(service: &'static str, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -51,16 +81,32 @@ pub(crate) async fn track_request(service: &'static str, req: Request, next: Nex
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [
         ("service", service.to_owned()),
         ("route", route),
-        ("method", method),
+        ("method", method.to_owned()),
         ("status", status),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for name in ["FOO", "PROPFIND", "get", "CONNECT", "TRACE"] {
+            let method = Method::from_bytes(name.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&method), "OTHER", "{name}");
+        }
+    }
 }

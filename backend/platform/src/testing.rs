@@ -33,6 +33,7 @@ pub fn config() -> Config {
     config.auth_addr = ephemeral;
     config.payments_addr = ephemeral;
     config.ledger_addr = ephemeral;
+    config.gateway.metrics_addr = ephemeral;
     if let Ok(url) = std::env::var("TEST_REDIS_URL") {
         config.redis_url = url;
     }

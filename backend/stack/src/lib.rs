@@ -56,6 +56,8 @@ pub struct Stack {
     pub auth: SocketAddr,
     pub payments: SocketAddr,
     pub ledger: SocketAddr,
+    /// `/metrics` of all four services, apart from the public port.
+    pub metrics: SocketAddr,
     /// The configuration the services run with, with the real addresses.
     pub config: Config,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
@@ -69,6 +71,7 @@ impl Stack {
         let auth = platform::http::bind(config.auth_addr).await?;
         let payments = platform::http::bind(config.payments_addr).await?;
         let ledger = platform::http::bind(config.ledger_addr).await?;
+        let metrics = platform::http::bind(config.gateway.metrics_addr).await?;
         config.auth_url = format!("http://{}", auth.local_addr()?);
         config.payments_url = format!("http://{}", payments.local_addr()?);
         config.ledger_url = format!("http://{}", ledger.local_addr()?);
@@ -91,17 +94,21 @@ impl Stack {
         let gateway = gateway::build(&config, gateway, shutdown.clone())
             .await
             .context("starting gateway")?;
+        // One recorder serves the whole process, so one listener serves all four.
+        let metrics = platform::metrics::serve(metrics, shutdown.clone())?;
         Ok(Self {
             gateway: gateway.local_addr,
             auth: auth.local_addr,
             payments: payments.local_addr,
             ledger: ledger.local_addr,
+            metrics: metrics.local_addr,
             config,
             tasks: vec![
                 ("gateway", gateway.task),
                 ("auth", auth.task),
                 ("payments", payments.task),
                 ("ledger", ledger.task),
+                ("metrics", metrics.task),
             ],
         })
     }

@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         auth = %stack.auth,
         payments = %stack.payments,
         ledger = %stack.ledger,
+        metrics = %stack.metrics,
         ready_in_ms = started.elapsed().as_millis() as u64,
         "micro-stack ready"
     );

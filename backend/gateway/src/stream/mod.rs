@@ -5,6 +5,7 @@
 
 pub mod hub;
 pub mod listener;
+pub mod slots;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,12 +22,18 @@ use serde::Deserialize;
 
 use crate::key_cache::Principal;
 use crate::{AppState, GatewayError};
-use hub::Subscription;
+use hub::{Ended, Subscription};
+use slots::StreamSlot;
 
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// A client that cannot take a frame in this long is cut off.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: usize = 500;
+/// The stream only sends; what a client may send (pongs, a close) is tiny.
+const MAX_INCOMING_BYTES: usize = 4 * 1024;
+/// Sent when the API key the stream was opened with is revoked; a client
+/// should not reconnect with that key.
+pub const CLOSE_KEY_REVOKED: u16 = 4001;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StreamParams {
@@ -41,7 +48,8 @@ pub struct StreamParams {
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", security(("api_key" = [])), params(StreamParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, body = contract::ErrorBody), (status = 401, body = contract::ErrorBody),
-        (status = 404, description = "Unknown last_event_id", body = contract::ErrorBody)))]
+        (status = 404, description = "Unknown last_event_id", body = contract::ErrorBody),
+        (status = 429, description = "The key holds its maximum of concurrent streams", body = contract::ErrorBody)))]
 pub async fn handler(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -63,13 +71,25 @@ pub async fn handler(
     if !state.hub.is_live() {
         return Err(GatewayError::StreamUnavailable);
     }
+    let slot_key = principal.key_id.as_deref().unwrap_or(&principal.user_id);
+    let slot = state
+        .stream_slots
+        .try_acquire(slot_key)
+        .ok_or(GatewayError::TooManyStreams)?;
     // Subscribe before looking back, so that nothing published meanwhile is lost.
-    let subscription = state.hub.subscribe(&principal.user_id);
+    let subscription = state
+        .hub
+        .subscribe(&principal.user_id, principal.key_id.as_deref())
+        .ok_or(GatewayError::InvalidApiKey)?;
     let after = match &params.last_event_id {
         Some(id) => Some(event_sequence(&state, &principal, id).await?),
         None => None,
     };
+    let upgrade = upgrade
+        .max_message_size(MAX_INCOMING_BYTES)
+        .max_frame_size(MAX_INCOMING_BYTES);
     Ok(upgrade.on_upgrade(move |socket| async move {
+        let closes_at = tokio::time::Instant::now() + state.stream_lifetime;
         Stream {
             socket,
             context: Context {
@@ -78,7 +98,7 @@ pub async fn handler(
                 types,
             },
         }
-        .run(subscription, after)
+        .run(subscription, slot, after, closes_at)
         .await;
     }))
 }
@@ -133,8 +153,15 @@ enum End {
 }
 
 impl Stream {
-    async fn run(mut self, mut subscription: Subscription, after: Option<i64>) {
-        let end = match self.stream(&mut subscription, after).await {
+    /// Streams until the end; the slot is held until then and freed on drop.
+    async fn run(
+        mut self,
+        mut subscription: Subscription,
+        _slot: StreamSlot,
+        after: Option<i64>,
+        closes_at: tokio::time::Instant,
+    ) {
+        let end = match self.stream(&mut subscription, after, closes_at).await {
             Ok(end) => end,
             Err(end) => end,
         };
@@ -147,7 +174,12 @@ impl Stream {
         }
     }
 
-    async fn stream(&mut self, subscription: &mut Subscription, after: Option<i64>) -> Result<End, End> {
+    async fn stream(
+        &mut self,
+        subscription: &mut Subscription,
+        after: Option<i64>,
+        closes_at: tokio::time::Instant,
+    ) -> Result<End, End> {
         let mut last_sent = after.unwrap_or(0);
         let mut replayed = 0;
         if let Some(after) = after {
@@ -174,14 +206,16 @@ impl Stream {
         let shutdown = self.context.state.shutdown.clone();
         loop {
             tokio::select! {
+                // An ended stream closes at once, before any event still in its buffer.
+                biased;
                 () = shutdown.cancelled() => return Ok(End::Close(close_code::AWAY, "the gateway is shutting down")),
+                why = &mut subscription.ended => return Ok(closing(why.unwrap_or(Ended::Restart))),
+                () = tokio::time::sleep_until(closes_at) => {
+                    return Ok(End::Close(close_code::RESTART, "stream lifetime reached: reconnect with last_event_id"));
+                }
                 delivery = subscription.events.recv() => {
                     let Some(published) = delivery else {
-                        return Ok(if subscription.overflowed() {
-                            End::Close(close_code::POLICY, "consumer too slow: reconnect with last_event_id")
-                        } else {
-                            End::Close(close_code::RESTART, "event source restarting: reconnect with last_event_id")
-                        });
+                        return Ok(closing(subscription.ended.try_recv().unwrap_or(Ended::Restart)));
                     };
                     if !published.resend {
                         // Already sent by the replay, or out of date.
@@ -199,8 +233,12 @@ impl Stream {
                     self.send_message(Message::Ping(Default::default())).await?;
                 }
                 incoming = self.socket.recv() => match incoming {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(End::Gone),
-                    Some(Ok(_)) => {}
+                    None | Some(Ok(Message::Close(_))) => return Ok(End::Gone),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                        return Ok(End::Close(close_code::POLICY, "the stream is receive-only: send only ping, pong and close"));
+                    }
+                    Some(Err(e)) => return Ok(receive_failed(&e)),
                 },
             }
         }
@@ -223,6 +261,31 @@ impl Stream {
                 "consumer too slow: reconnect with last_event_id",
             )),
         }
+    }
+}
+
+fn closing(why: Ended) -> End {
+    match why {
+        Ended::TooSlow => End::Close(
+            close_code::POLICY,
+            "consumer too slow: reconnect with last_event_id",
+        ),
+        Ended::KeyRevoked => End::Close(CLOSE_KEY_REVOKED, "api key revoked"),
+        Ended::Restart => End::Close(
+            close_code::RESTART,
+            "event source restarting: reconnect with last_event_id",
+        ),
+    }
+}
+
+/// A message over the size limit is refused by the WebSocket layer as an
+/// error that only its text identifies; other read errors mean the
+/// connection is gone.
+fn receive_failed(error: &axum::Error) -> End {
+    if error.to_string().to_ascii_lowercase().contains("too long") {
+        End::Close(close_code::SIZE, "messages to the stream are limited to 4 KiB")
+    } else {
+        End::Gone
     }
 }
 

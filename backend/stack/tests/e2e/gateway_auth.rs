@@ -173,15 +173,7 @@ async fn the_gateway_serves_health_metrics_and_openapi() {
         "{document}"
     );
     client.get("/auth/me", None).await;
-    let metrics = client
-        .http
-        .get(format!("{}/metrics", client.base))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::support::metrics_text(&stack).await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     let (status, body) = client.get("/nothing/here", None).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "route_not_found"));

@@ -130,19 +130,36 @@ pub async fn next_frame(socket: &mut Socket) -> Option<Value> {
 }
 
 /// A TCP relay to Redis that a test can cut and restore, to see what the
-/// platform does while Redis is unreachable.
+/// platform does while Redis is unreachable, or stall and resume, to see
+/// what it does when a connection stays open but nothing comes through.
 pub struct RedisRelay {
     pub port: u16,
     running: Option<CancellationToken>,
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 impl RedisRelay {
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let mut relay = Self { port, running: None };
+        let (stalled, _) = tokio::sync::watch::channel(false);
+        let mut relay = Self {
+            port,
+            running: None,
+            stalled,
+        };
         relay.serve(listener);
         relay
+    }
+
+    /// Stops forwarding in both directions on every connection, old and new,
+    /// without closing any: bytes wait until `resume`.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.stalled.send_replace(false);
     }
 
     pub fn url(&self) -> String {
@@ -152,21 +169,26 @@ impl RedisRelay {
     fn serve(&mut self, listener: TcpListener) {
         let stop = CancellationToken::new();
         self.running = Some(stop.clone());
+        let stalled = self.stalled.clone();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     () = stop.cancelled() => return,
                     accepted = listener.accept() => accepted,
                 };
-                let Ok((mut inbound, _)) = accepted else { continue };
+                let Ok((inbound, _)) = accepted else { continue };
                 let stop = stop.clone();
+                let stalled = stalled.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:6379").await else {
+                    let Ok(outbound) = TcpStream::connect("127.0.0.1:6379").await else {
                         return;
                     };
+                    let (from_client, to_client) = inbound.into_split();
+                    let (from_redis, to_redis) = outbound.into_split();
                     tokio::select! {
                         () = stop.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = pump(from_client, to_redis, stalled.subscribe()) => {}
+                        () = pump(from_redis, to_client, stalled.subscribe()) => {}
                     }
                 });
             }
@@ -188,8 +210,82 @@ impl RedisRelay {
     }
 }
 
+/// Copies one direction of a relayed connection, holding still while stalled.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if stalled.wait_for(|stalled| !*stalled).await.is_err() {
+            return;
+        }
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            changed = stalled.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // Bytes read as the stall began are held until it ends.
+        if stalled.wait_for(|stalled| !*stalled).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Drop for RedisRelay {
     fn drop(&mut self) {
         self.cut();
     }
+}
+
+/// The close frame that ends `socket` within `deadline`, answering pings and
+/// skipping data on the way.
+pub async fn closed_with(
+    socket: &mut Socket,
+    deadline: Duration,
+) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    tokio::time::timeout(deadline, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return frame,
+                Some(Ok(Message::Ping(payload))) => {
+                    let _ = socket.send(Message::Pong(payload)).await;
+                }
+                Some(Ok(Message::Close(None))) => panic!("closed without a code"),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the stream closes within the deadline")
+}
+
+/// The Prometheus text of the stack's metrics listener.
+pub async fn metrics_text(stack: &TestStack) -> String {
+    reqwest::get(format!("http://{}/metrics", stack.stack.metrics))
+        .await
+        .expect("the metrics listener answers")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of one series (`name{labels}` exactly as rendered), 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
 }

@@ -1,0 +1,102 @@
+//! Failed authentications from one address are limited, and a flood of the
+//! same wrong key reaches auth once.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::{Method, StatusCode};
+use stack::testing::TestStack;
+
+use crate::support::{Client, code, metric_value, metrics_text};
+
+/// A client whose connections come from `address` (any of 127/8 reaches
+/// the gateway on 127.0.0.1).
+fn from(stack: &TestStack, address: &str) -> Client {
+    let address: IpAddr = address.parse().expect("an address");
+    Client {
+        base: stack.gateway_url(),
+        http: reqwest::Client::builder()
+            .local_address(address)
+            .build()
+            .expect("a client"),
+    }
+}
+
+/// Waits for the next window when less than `needed` of this one is left,
+/// so that a burst of failures lands in one window.
+async fn room_in_the_window(window: Duration, needed: Duration) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
+    let window_ms = window.as_millis();
+    let left = Duration::from_millis((window_ms - now.as_millis() % window_ms) as u64);
+    if left < needed {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+}
+
+fn random_key() -> String {
+    format!("sk_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn the_21st_failure_from_an_address_is_refused_and_other_addresses_are_not() {
+    let stack = TestStack::start().await;
+    let registrar = Client::new(&stack);
+    let ada = registrar.developer("ada@example.com").await;
+    let attacker = from(&stack, "127.0.0.2");
+    let neighbour = from(&stack, "127.0.0.3");
+    room_in_the_window(stack.config.rate_limit_window, Duration::from_secs(20)).await;
+
+    // Wrong keys and forged session tokens spend one budget.
+    for i in 0..20 {
+        let (status, body) = if i % 2 == 0 {
+            attacker.get("/v1/payments", Some(&random_key())).await
+        } else {
+            attacker.get("/auth/me", Some("not.a.token")).await
+        };
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "failure {i}: {body}");
+    }
+    let (status, headers, body) = attacker
+        .send(Method::GET, "/v1/payments", Some(&random_key()), None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_auth_failures")
+    );
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let retry_after: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Past the budget even a valid key is not checked from that address...
+    let (status, _) = attacker.get("/v1/payments", Some(&ada.api_key)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...while another address is unaffected.
+    let (status, body) = neighbour.get("/v1/payments", Some(&ada.api_key)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = neighbour.get("/v1/payments", Some(&random_key())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_same_wrong_key_reaches_auth_once_within_the_negative_cache_ttl() {
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let wrong = random_key();
+    let series = r#"gateway_api_key_verifications_total{outcome="invalid"}"#;
+    let before = metric_value(&metrics_text(&stack).await, series);
+    for _ in 0..10 {
+        let (status, body) = client.get("/v1/payments", Some(&wrong)).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "invalid_api_key")
+        );
+    }
+    let after = metric_value(&metrics_text(&stack).await, series);
+    assert_eq!(after - before, 1.0, "auth was asked about the key once");
+    let (status, _) = client.get("/v1/payments", Some(&random_key())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let asked = metric_value(&metrics_text(&stack).await, series);
+    assert_eq!(asked - before, 2.0, "a different key is asked about");
+}
