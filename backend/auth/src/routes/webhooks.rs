@@ -6,7 +6,7 @@ use platform::internal_token::UserCaller;
 use crate::domain::secrets::new_webhook_secret;
 use crate::{AppState, AuthError};
 
-#[utoipa::path(get, path = "/v1/webhooks/secret", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhooks/secret", operation_id = "retrieve_webhook_secret", tag = "webhooks", security(("api_key" = [])),
     responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn secret(
@@ -22,7 +22,7 @@ pub async fn secret(
         .ok_or(AuthError::UserNotFound)
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/secret/roll", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/webhooks/secret/roll", operation_id = "roll_webhook_secret", tag = "webhooks", security(("api_key" = [])),
     responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn roll(

@@ -3,6 +3,7 @@
 
 mod flows;
 mod gateway_auth;
+mod hostile_input;
 mod rate_limit;
 mod stream;
 mod support;
