@@ -3,7 +3,10 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 10 characters or more, at most 72 bytes.
+    #[schema(min_length = 10, max_length = 72)]
     pub password: String,
 }
 
@@ -25,11 +28,13 @@ pub struct TokenPair {
 
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
+    #[schema(min_length = 1)]
     pub refresh_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateApiKeyRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 

@@ -124,9 +124,12 @@ impl Account {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateAccountRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(rename = "type")]
     pub kind: AccountType,
+    /// A supported ISO 4217 code, lower case.
+    #[schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")]
     pub currency: String,
     /// Refuse any posting that would take the balance below zero (assets and
     /// liabilities only).
@@ -189,11 +192,15 @@ impl AccountEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostTransactionRequest {
     /// Idempotency reference, unique per owner.
+    #[schema(min_length = 1, max_length = 255)]
     pub reference: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// Debits and credits that balance per currency.
+    #[schema(min_items = 2)]
     pub entries: Vec<PostEntry>,
 }
 
@@ -201,6 +208,7 @@ pub struct PostTransactionRequest {
 pub struct PostEntry {
     pub account_id: String,
     pub direction: Direction,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
 }
 

@@ -31,7 +31,10 @@ impl<T> List<T> {
 /// `?limit=&starting_after=` as every list route takes them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// How many objects to return, 1 to 100 (10 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The id of the last object of the previous page; empty means none.
     pub starting_after: Option<String>,
 }
 

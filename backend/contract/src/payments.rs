@@ -159,14 +159,19 @@ pub struct Payment {
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
     /// A positive integer in the currency's minor unit.
+    #[schema(minimum = 1, maximum = 999_999_999_999_i64)]
     pub amount: i64,
+    /// A supported ISO 4217 code, lower case.
+    #[schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")]
     pub currency: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Up to 50 string keys (40 characters) with string values (500 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Email, max_length = 254)]
     pub customer_email: Option<String>,
 }
 
@@ -175,6 +180,9 @@ pub struct CreatePaymentRequest {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPaymentRequest {
     /// One of the test payment methods, e.g. `pm_card_visa`.
+    #[schema(
+        pattern = "^(pm_card_visa|pm_card_mastercard|pm_card_amex|pm_card_chargeDeclined|pm_card_insufficientFunds|pm_card_chargeDeclinedExpiredCard|pm_card_chargeDeclinedProcessingError)$"
+    )]
     pub payment_method: String,
 }
 
@@ -182,7 +190,9 @@ pub struct ConfirmPaymentRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefundRequest {
+    /// At most what is left to refund, in minor units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 999_999_999_999_i64)]
     pub amount: Option<i64>,
 }
 
@@ -211,20 +221,27 @@ pub struct Refund {
 /// `GET /v1/payments` query: pagination and an optional status filter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 pub struct ListPaymentsParams {
+    /// How many payments to return, 1 to 100 (10 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The id of the last payment of the previous page; empty means none.
     pub starting_after: Option<String>,
     /// Only payments in this status.
+    #[param(value_type = Option<PaymentStatus>)]
     pub status: Option<String>,
 }
 
 /// `GET /v1/events` query: pagination and an optional type filter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 pub struct ListEventsParams {
+    /// How many events to return, 1 to 100 (10 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The id of the last event of the previous page; empty means none.
     pub starting_after: Option<String>,
     /// Only events of this type, e.g. `payment.succeeded`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<crate::events::EventType>)]
     pub kind: Option<String>,
 }
 

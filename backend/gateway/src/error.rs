@@ -32,6 +32,8 @@ pub enum GatewayError {
     InvalidPath(#[from] crate::canonical::PathError),
     #[error("{0}")]
     InvalidStreamRequest(String),
+    #[error("this route speaks WebSocket: send a WebSocket upgrade request")]
+    WebSocketUpgradeRequired,
     #[error("no such event")]
     UnknownEvent,
     #[error("the event stream is reconnecting to its source; try again shortly")]
@@ -78,6 +80,12 @@ impl GatewayError {
             ),
             Self::InvalidPath(_) => ApiError::invalid("invalid_path", message),
             Self::InvalidStreamRequest(_) => ApiError::invalid("invalid_stream_request", message),
+            Self::WebSocketUpgradeRequired => ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                ErrorKind::InvalidRequestError,
+                "websocket_upgrade_required",
+                message,
+            ),
             Self::UnknownEvent => ApiError::not_found("event"),
             Self::StreamUnavailable => ApiError::unavailable("stream_unavailable", message),
             Self::TooManyStreams => ApiError::new(

@@ -23,8 +23,10 @@ const FORWARDED_REQUEST_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("idempotency-key"),
     platform::http::REQUEST_ID,
 ];
-const FORWARDED_RESPONSE_HEADERS: [HeaderName; 4] = [
+const FORWARDED_RESPONSE_HEADERS: [HeaderName; 5] = [
     header::CONTENT_TYPE,
+    // A 405 must say which methods the route takes.
+    header::ALLOW,
     header::RETRY_AFTER,
     header::LOCATION,
     HeaderName::from_static("idempotent-replayed"),

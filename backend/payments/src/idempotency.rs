@@ -54,27 +54,13 @@ impl FromRequest<AppState> for Post {
             .map(|value| IdempotencyKey::parse(value.as_bytes()))
             .transpose()
             .map_err(|e| PaymentsError::from(e).into_response())?;
-        let json_content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            });
+        let json_content_type = platform::error::has_json_content_type(&parts.headers);
         let method = parts.method.clone();
         let path = parts.uri.path().to_owned();
         let request = Request::from_parts(parts, body);
-        let body = Bytes::from_request(request, state).await.map_err(|_| {
-            PaymentsError::Body(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                contract::ErrorKind::InvalidRequestError,
-                "body_too_large",
-                "the request body is too large or could not be read",
-            ))
-            .into_response()
-        })?;
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| PaymentsError::Body(platform::error::body_too_large()).into_response())?;
         Ok(Self {
             owner_id: caller.user_id,
             key,
@@ -139,14 +125,10 @@ impl Post {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PaymentsError> {
         let empty = self.body.iter().all(u8::is_ascii_whitespace);
         if !empty && !self.json_content_type {
-            return Err(PaymentsError::Body(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                contract::ErrorKind::InvalidRequestError,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            )));
+            return Err(PaymentsError::Body(platform::error::unsupported_media_type()));
         }
         let bytes: &[u8] = if empty { b"{}" } else { &self.body };
+        platform::error::refuse_nul(bytes).map_err(PaymentsError::Body)?;
         serde_json::from_slice(bytes).map_err(|e| {
             let code = match e.classify() {
                 serde_json::error::Category::Data => "invalid_body",

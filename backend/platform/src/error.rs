@@ -109,11 +109,70 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !has_json_content_type(req.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| body_too_large())?;
+        refuse_nul(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, or any
+/// `application/*+json`).
+pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// PostgreSQL's text cannot hold NUL, so a string carrying one would fail
+/// deep in a query. In valid JSON a NUL can only arrive escaped as `\u0000`;
+/// an odd run of backslashes before `u0000` makes it an escape rather than
+/// a literal backslash.
+fn has_escaped_nul(body: &[u8]) -> bool {
+    body.windows(5).enumerate().any(|(at, window)| {
+        window == b"u0000" && body[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    })
+}
+
+/// Refuses a JSON body with a NUL in any string, which PostgreSQL could not store.
+pub fn refuse_nul(body: &[u8]) -> Result<(), ApiError> {
+    if has_escaped_nul(body) {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "strings may not contain the NUL character (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::InvalidRequestError,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::InvalidRequestError,
+        "body_too_large",
+        "the request body is too large or could not be read",
+    )
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -124,20 +183,10 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::InvalidRequestError,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::invalid("invalid_json", e.body_text()),
-        JsonRejection::BytesRejection(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::InvalidRequestError,
-            "body_too_large",
-            "the request body is too large or could not be read",
-        ),
+        JsonRejection::BytesRejection(_) => body_too_large(),
         other => ApiError::invalid("invalid_body", other.body_text()),
     }
 }
@@ -154,6 +203,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A NUL cannot reach PostgreSQL's text; refuse it here, named.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "query parameters may not contain the NUL character (%00)",
+            ));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
@@ -172,4 +228,25 @@ pub async fn route_not_found() -> ApiError {
         "route_not_found",
         "no such route",
     )
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn finds_an_escaped_nul_and_only_that() {
+        assert!(has_escaped_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(has_escaped_nul(br#"{"\u0000":"v"}"#));
+        assert!(
+            has_escaped_nul(br#"{"a":"\\\u0000"}"#),
+            "an escaped backslash, then the NUL escape"
+        );
+        assert!(
+            !has_escaped_nul(br#"{"a":"\\u0000"}"#),
+            "a literal backslash followed by u0000"
+        );
+        assert!(!has_escaped_nul(br#"{"a":"u0000 \u0001"}"#));
+        assert!(!has_escaped_nul(b""));
+    }
 }

@@ -34,7 +34,7 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
-#[utoipa::path(post, path = "/auth/api-keys", tag = "auth", security(("session" = [])), request_body = CreateApiKeyRequest,
+#[utoipa::path(post, path = "/auth/api-keys", operation_id = "create_api_key", tag = "auth", security(("session" = [])), request_body = CreateApiKeyRequest,
     responses((status = 201, description = "The key's secret, shown this once", body = CreatedApiKey), (status = 400, body = contract::ErrorBody),
         (status = 409, description = "The user holds the most active keys allowed", body = contract::ErrorBody)))]
 /// Creating counts the user's active keys and inserts under a lock on the
@@ -94,7 +94,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/auth/api-keys", tag = "auth", security(("session" = [])), params(PageParams),
+#[utoipa::path(get, path = "/auth/api-keys", operation_id = "list_api_keys", tag = "auth", security(("session" = [])), params(PageParams),
     responses((status = 200, body = List<ApiKey>), (status = 400, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn list(
@@ -117,7 +117,7 @@ pub async fn list(
     Ok(Json(List::from_overfetched(keys, limit as usize)))
 }
 
-#[utoipa::path(delete, path = "/auth/api-keys/{id}", tag = "auth", security(("session" = [])), params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/auth/api-keys/{id}", operation_id = "revoke_api_key", tag = "auth", security(("session" = [])), params(("id" = String, Path)),
     responses((status = 200, body = RevokedApiKey), (status = 404, body = contract::ErrorBody)))]
 /// Revoking is idempotent: revoking a revoked key answers with its first
 /// revocation time. Every revocation is announced so that caches drop the key.

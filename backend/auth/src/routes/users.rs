@@ -28,7 +28,7 @@ impl From<UserRow> for User {
     }
 }
 
-#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = contract::auth::Credentials,
+#[utoipa::path(post, path = "/auth/register", operation_id = "register", tag = "auth", request_body = contract::auth::Credentials,
     responses((status = 201, body = User), (status = 400, body = contract::ErrorBody), (status = 409, body = contract::ErrorBody), (status = 429, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
@@ -156,7 +156,7 @@ async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> 
     Err(AuthError::LoginLocked { retry_after_seconds })
 }
 
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = contract::auth::Credentials,
+#[utoipa::path(post, path = "/auth/login", operation_id = "login", tag = "auth", request_body = contract::auth::Credentials,
     responses((status = 200, body = TokenPair), (status = 401, body = contract::ErrorBody), (status = 429, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
@@ -234,7 +234,7 @@ struct RefreshRow {
     usable: bool,
 }
 
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/auth/refresh", operation_id = "refresh_session", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
@@ -278,7 +278,7 @@ pub async fn refresh(
     Ok(Json(tokens))
 }
 
-#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("session" = [])),
+#[utoipa::path(get, path = "/auth/me", operation_id = "retrieve_current_user", tag = "auth", security(("session" = [])),
     responses((status = 200, body = User), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn me(State(state): State<AppState>, caller: SessionCaller) -> Result<Json<User>, AuthError> {

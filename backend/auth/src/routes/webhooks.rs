@@ -6,7 +6,7 @@ use platform::internal_token::{SessionCaller, UserCaller};
 use crate::domain::secrets::new_webhook_secret;
 use crate::{AppState, AuthError};
 
-#[utoipa::path(get, path = "/v1/webhooks/secret", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhooks/secret", operation_id = "retrieve_webhook_secret", tag = "webhooks", security(("api_key" = [])),
     responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn secret(
@@ -24,7 +24,7 @@ pub async fn secret(
 
 /// Rolling takes a session: a leaked API key must not be able to lock the
 /// developer's listeners out by replacing the secret they verify with.
-#[utoipa::path(post, path = "/v1/webhooks/secret/roll", tag = "webhooks", security(("session" = [])),
+#[utoipa::path(post, path = "/v1/webhooks/secret/roll", operation_id = "roll_webhook_secret", tag = "webhooks", security(("session" = [])),
     responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody), (status = 403, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn roll(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use contract::List;
@@ -45,17 +46,21 @@ pub struct StreamParams {
 /// Upgrades to a WebSocket of the caller's events: `{"type": "event", "event": ...}`
 /// frames, one `{"type": "ready", "replayed": n}` once missed events are sent,
 /// and pings every few seconds.
-#[utoipa::path(get, path = "/v1/events/stream", tag = "events", security(("api_key" = [])), params(StreamParams),
+#[utoipa::path(get, path = "/v1/events/stream", operation_id = "stream_events", tag = "events", security(("api_key" = [])), params(StreamParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, body = contract::ErrorBody), (status = 401, body = contract::ErrorBody),
         (status = 404, description = "Unknown last_event_id", body = contract::ErrorBody),
-        (status = 429, description = "The key holds its maximum of concurrent streams", body = contract::ErrorBody)))]
+        (status = 426, description = "Not a WebSocket upgrade request", body = contract::ErrorBody),
+        (status = 429, description = "The key holds its maximum of concurrent streams", body = contract::ErrorBody),
+        (status = 503, description = "The stream is reconnecting to its source; retry shortly", body = contract::ErrorBody)))]
 pub async fn handler(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<StreamParams>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, GatewayError> {
+    // Axum's own rejections are plain text; the public API answers in its error body.
+    let upgrade = upgrade.map_err(|_| GatewayError::WebSocketUpgradeRequired)?;
     let types = match params.types.as_deref() {
         None | Some("") => None,
         Some(list) => Some(

@@ -55,7 +55,7 @@ impl TryFrom<AccountRow> for Account {
     }
 }
 
-#[utoipa::path(post, path = "/v1/ledger/accounts", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/ledger/accounts", operation_id = "create_ledger_account", tag = "ledger", security(("api_key" = [])),
     request_body = CreateAccountRequest,
     responses((status = 201, body = Account), (status = 400, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
@@ -94,7 +94,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(account)))
 }
 
-#[utoipa::path(get, path = "/v1/ledger/accounts", tag = "ledger", security(("api_key" = [])), params(PageParams),
+#[utoipa::path(get, path = "/v1/ledger/accounts", operation_id = "list_ledger_accounts", tag = "ledger", security(("api_key" = [])), params(PageParams),
     responses((status = 200, body = List<Account>), (status = 400, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn list(
@@ -133,7 +133,7 @@ async fn owned_account(state: &AppState, id: &str, user_id: &str) -> Result<Acco
     Ok(Account::try_from(row)?)
 }
 
-#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", operation_id = "retrieve_ledger_account", tag = "ledger", security(("api_key" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Account), (status = 404, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id, account_id = %id))]
@@ -159,7 +159,7 @@ struct AccountEntryRow {
 }
 
 /// The account's statement, newest first, with the balance after each entry.
-#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/entries", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/entries", operation_id = "list_ledger_account_entries", tag = "ledger", security(("api_key" = [])),
     params(("id" = String, Path), PageParams),
     responses((status = 200, body = List<AccountEntry>), (status = 400, body = contract::ErrorBody),
         (status = 404, body = contract::ErrorBody)))]

@@ -22,7 +22,7 @@ fn answer(posted: Posted) -> (StatusCode, Json<Transaction>) {
 /// A manual journal entry between the caller's own accounts. The same
 /// reference with the same body answers the transaction already posted (200);
 /// with another body, 409 `reference_reused`.
-#[utoipa::path(post, path = "/v1/ledger/transactions", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/ledger/transactions", operation_id = "post_ledger_transaction", tag = "ledger", security(("api_key" = [])),
     request_body = PostTransactionRequest,
     responses((status = 201, body = Transaction), (status = 200, description = "Already posted with this reference", body = Transaction),
         (status = 400, body = contract::ErrorBody), (status = 404, body = contract::ErrorBody),
@@ -80,7 +80,7 @@ pub async fn post(
     Ok(answer(posting::post(&state.db, new).await?))
 }
 
-#[utoipa::path(get, path = "/v1/ledger/transactions/{id}", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/ledger/transactions/{id}", operation_id = "retrieve_ledger_transaction", tag = "ledger", security(("api_key" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Transaction), (status = 404, body = contract::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id, transaction_id = %id))]
@@ -98,7 +98,7 @@ pub async fn retrieve(
 /// Posts the mirror of one of the caller's transactions: every entry on the
 /// other side. A transaction is reversed at most once; asking again with the
 /// same reference (by default `reversal:<id>`) answers that reversal.
-#[utoipa::path(post, path = "/v1/ledger/transactions/{id}/reverse", tag = "ledger", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/ledger/transactions/{id}/reverse", operation_id = "reverse_ledger_transaction", tag = "ledger", security(("api_key" = [])),
     params(("id" = String, Path)), request_body(content = Option<ReverseTransactionRequest>),
     responses((status = 201, body = Transaction), (status = 200, description = "Already reversed with this reference", body = Transaction),
         (status = 400, body = contract::ErrorBody), (status = 404, body = contract::ErrorBody),

@@ -18,6 +18,7 @@ use crate::{AppState, PaymentsError};
 #[utoipa::path(
     get,
     path = "/v1/events",
+    operation_id = "list_events",
     tag = "events",
     params(ListEventsParams),
     responses(
@@ -52,6 +53,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/v1/events/{id}",
+    operation_id = "retrieve_event",
     tag = "events",
     params(("id" = String, Path, description = "The event id, evt_...")),
     responses(
@@ -78,6 +80,7 @@ struct NoParameters {}
 #[utoipa::path(
     post,
     path = "/v1/events/{id}/resend",
+    operation_id = "resend_event",
     tag = "events",
     params(
         ("id" = String, Path, description = "The event id, evt_..."),

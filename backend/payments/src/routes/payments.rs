@@ -41,6 +41,7 @@ macro_rules! run_post {
 #[utoipa::path(
     post,
     path = "/v1/payments",
+    operation_id = "create_payment",
     tag = "payments",
     request_body = CreatePaymentRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry (at most 255 characters).")),
@@ -105,6 +106,7 @@ async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, 
 #[utoipa::path(
     post,
     path = "/v1/payments/{id}/confirm",
+    operation_id = "confirm_payment",
     tag = "payments",
     request_body = ConfirmPaymentRequest,
     params(
@@ -184,6 +186,7 @@ struct NoParameters {}
 #[utoipa::path(
     post,
     path = "/v1/payments/{id}/cancel",
+    operation_id = "cancel_payment",
     tag = "payments",
     params(
         ("id" = String, Path, description = "The payment id, pay_..."),
@@ -234,6 +237,7 @@ async fn cancel_in(
 #[utoipa::path(
     post,
     path = "/v1/payments/{id}/refunds",
+    operation_id = "create_refund",
     tag = "payments",
     request_body = CreateRefundRequest,
     params(
@@ -308,6 +312,7 @@ async fn refund_in(
 #[utoipa::path(
     get,
     path = "/v1/payments/{id}",
+    operation_id = "retrieve_payment",
     tag = "payments",
     params(("id" = String, Path, description = "The payment id, pay_...")),
     responses(
@@ -330,6 +335,7 @@ pub async fn retrieve(
 #[utoipa::path(
     get,
     path = "/v1/payments",
+    operation_id = "list_payments",
     tag = "payments",
     params(ListPaymentsParams),
     responses(
@@ -363,6 +369,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/v1/payments/{id}/refunds",
+    operation_id = "list_refunds",
     tag = "payments",
     params(("id" = String, Path, description = "The payment id, pay_..."), PageParams),
     responses(

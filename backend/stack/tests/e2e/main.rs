@@ -5,6 +5,7 @@ mod auth_failures;
 mod callers;
 mod flows;
 mod gateway_auth;
+mod hostile_input;
 mod login_lockout;
 mod metrics;
 mod paths;
