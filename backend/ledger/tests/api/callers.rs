@@ -25,7 +25,7 @@ fn callers() -> Vec<(&'static str, Option<Caller>)> {
 #[tokio::test]
 async fn each_internal_route_answers_only_the_service_on_its_list() {
     let ledger = TestLedger::start().await;
-    let posting = json!({"reference": "pay_1", "merchant_id": MERCHANT, "kind": "payment", "amount": 1_000, "currency": "usd"});
+    let posting = json!({"reference": "pay_1", "merchant_id": MERCHANT, "kind": "payment", "amount": 1_000, "currency": "usd", "fee": 59, "net": 941});
     let routes = [
         (
             Method::POST,

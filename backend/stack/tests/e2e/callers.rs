@@ -47,7 +47,7 @@ async fn every_internal_route_answers_only_its_service() {
     let ada = client.developer("ada@example.com").await;
     let tokens = InternalTokens::new(&stack.config.internal_token_secret);
     let s = &stack.stack;
-    let posting = json!({"reference": "x1", "merchant_id": ada.user_id, "kind": "payment", "amount": 1_000, "currency": "usd"});
+    let posting = json!({"reference": "x1", "merchant_id": ada.user_id, "kind": "payment", "amount": 1_000, "currency": "usd", "fee": 59, "net": 941});
     let since = format!("/internal/events/since?owner_id={}", ada.user_id);
     let routes = [
         Route::new(
