@@ -1,0 +1,14 @@
+//! `micro`: the command line and the pieces the console reuses — the
+//! listen core ([`listen`]), signed forwarding ([`forward`]), credentials
+//! ([`credentials`]), the logged-in session ([`session`]) and output helpers.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod credentials;
+pub mod exit;
+pub mod forward;
+pub mod listen;
+pub mod output;
+pub mod session;
+pub mod trigger;

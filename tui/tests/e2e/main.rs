@@ -1,0 +1,8 @@
+//! End-to-end tests of `micro`: the stack in-process on fresh databases,
+//! the binary run as a user runs it.
+
+mod account;
+mod commands;
+mod keyring;
+mod listen;
+mod support;
