@@ -1,0 +1,3 @@
+//! The `micro` client: the full-screen console and the pieces it shares with the subcommands.
+
+pub mod console;
