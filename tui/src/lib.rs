@@ -1,3 +1,15 @@
-//! The `micro` client: the full-screen console and the pieces it shares with the subcommands.
+//! `micro`: the full-screen console ([`console`]), the command line, and the pieces both use — the
+//! listen core ([`listen`]), signed forwarding ([`forward`]), credentials
+//! ([`credentials`]), the logged-in session ([`session`]) and output helpers.
 
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod console;
+pub mod credentials;
+pub mod exit;
+pub mod forward;
+pub mod listen;
+pub mod output;
+pub mod session;
+pub mod trigger;

@@ -8,7 +8,17 @@
 pub mod fixtures;
 pub mod keymap;
 pub mod msg;
+pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod update;
 pub mod view;
+
+/// `micro` with no subcommand: the console for the global flags' gateway and profile.
+pub async fn run(global: crate::cli::Global) -> crate::exit::CliResult<u8> {
+    let context = crate::commands::context(&global)?;
+    runtime::run(context)
+        .await
+        .map_err(|e| crate::exit::CliError::Other(format!("the console stopped: {e:#}")))?;
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,17 @@
+//! `micro webhooks secret|roll`.
+
+use super::show;
+use crate::cli::{Format, WebhooksCommand};
+use crate::exit::{CliResult, OK};
+use crate::session::{Context, Session};
+
+pub async fn run(context: &Context, command: WebhooksCommand, format: Format) -> CliResult<u8> {
+    let session = Session::open(context).await?;
+    let secret = match command {
+        WebhooksCommand::Secret => session.client.webhook_secret(&session.api_key).await?,
+        WebhooksCommand::Roll => session.client.roll_webhook_secret(&session.api_key).await?,
+    }
+    .into_value();
+    show(format, &secret, |s| format!("{}\n", s.secret));
+    Ok(OK)
+}
