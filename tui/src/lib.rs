@@ -1,10 +1,11 @@
-//! `micro`: the command line and the pieces the console reuses — the
+//! `micro`: the full-screen console ([`console`]), the command line, and the pieces both use — the
 //! listen core ([`listen`]), signed forwarding ([`forward`]), credentials
 //! ([`credentials`]), the logged-in session ([`session`]) and output helpers.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod exit;
 pub mod forward;

@@ -23,12 +23,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None => {
-            eprintln!(
-                "micro: the full-screen console is not available in this version; see `micro --help` for the subcommands"
-            );
-            Ok(exit::USAGE)
-        }
+        None => runtime.block_on(micro::console::run(cli.global)),
         Some(command) => runtime.block_on(micro::commands::run(cli.global, command)),
     };
     match result {

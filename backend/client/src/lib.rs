@@ -492,6 +492,12 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/payments/{id}/refunds`.
+    pub async fn list_refunds(&self, api_key: &str, id: &str) -> Result<Reply<List<Refund>>> {
+        self.get(&format!("/v1/payments/{}/refunds", segment(id)), api_key, None)
+            .await
+    }
+
     /// `POST /v1/payments/{id}/refunds`; `amount: None` refunds what is left.
     pub async fn refund_payment(
         &self,

@@ -1,0 +1,228 @@
+//! The real `micro` binary in tmux against the in-process services: create
+//! an account in the login form, create and confirm a payment, see its event
+//! forwarded, replay it to a local receiver and see the 200.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use stack::testing::TestStack;
+
+const DEADLINE: Duration = Duration::from_secs(45);
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.socket]);
+        command
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "console"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn text(&self, text: &str) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "console", "-l", text])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "console"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `check` holds, or fails with the last screen.
+    fn wait(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("waited {DEADLINE:?} for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait(text, |screen| screen.contains(text))
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd()
+            .args(["has-session", "-t", "console"])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+#[derive(Default, Clone)]
+struct Received {
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let kept = received.clone();
+    let app = Router::new().route(
+        "/webhook",
+        post(move |headers: HeaderMap| {
+            let kept = kept.clone();
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Ok(mut ids) = kept.ids.lock() {
+                    ids.push(id);
+                }
+                "ok from the test receiver"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/webhook"), received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "not yet run to completion (the build machine ran out of disk); run with --ignored"]
+async fn log_in_pay_see_the_event_and_replay_it() {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        println!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let stack = TestStack::start().await;
+    let (target, received) = receiver().await;
+    let config = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux {
+        socket: format!("micro-e2e-{}", std::process::id()),
+    };
+    let binary = env!("CARGO_BIN_EXE_micro");
+    let command = format!(
+        "env MICRO_CONFIG_DIR={} MICRO_KEYRING=file TERM=xterm-256color {binary} --gateway {}",
+        config.path().display(),
+        stack.gateway_url()
+    );
+    let status = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "32",
+            "-s",
+            "console",
+            &command,
+        ])
+        .status()
+        .expect("tmux new-session");
+    assert!(status.success());
+
+    // Tmux runs the blocking polls on this thread; the stack runs on the others.
+    let run = tokio::task::spawn_blocking(move || {
+        tmux.wait_for("micro · log in");
+        tmux.keys(&["C-n"]);
+        tmux.wait_for("create an account");
+        tmux.text("dev@example.com");
+        tmux.keys(&["Tab"]);
+        tmux.text("correct-horse-battery");
+        tmux.keys(&["Enter"]);
+        // The file store is refused without opting in: the console explains and offers it.
+        tmux.wait_for("keyring unavailable");
+        tmux.text("f");
+        tmux.wait_for("● live");
+
+        tmux.text("f");
+        tmux.wait_for("forward to URL");
+        tmux.keys(&["End"]);
+        for _ in 0..40 {
+            tmux.keys(&["BSpace"]);
+        }
+        tmux.text(&target);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&format!("→ {}", &target[..20]));
+
+        tmux.text("2");
+        tmux.wait_for("Payments (0");
+        tmux.text("n");
+        tmux.wait_for("new test payment");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("requires_confirmation");
+        tmux.keys(&["Enter"]);
+        tmux.wait(" a succeeded payment", |s| {
+            s.contains("confirmed pay_") && s.contains("succeeded")
+        });
+
+        tmux.text("1");
+        let screen = tmux.wait("the forwarded payment.succeeded row", |s| {
+            s.lines()
+                .any(|l| l.contains("payment.succeeded") && l.contains(" 200"))
+        });
+        assert!(screen.contains("payment.created"), "{screen}");
+        // The newest row (the success) is selected; its deliveries show the receiver's answer.
+        tmux.wait_for("ok from the test receiver");
+        tmux.text("r");
+        let screen = tmux.wait("the replay's result", |s| {
+            s.contains("replayed evt_") && s.contains(": 200 in")
+        });
+        tmux.text("q");
+        let start = Instant::now();
+        while tmux.alive() {
+            assert!(start.elapsed() < DEADLINE, "micro did not quit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        screen
+    });
+    let screen = run.await.expect("the tmux session");
+    let ids = received.ids.lock().expect("ids").clone();
+    let replayed = screen
+        .split("replayed ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .expect("the replayed id")
+        .to_owned();
+    assert!(
+        ids.iter().filter(|id| **id == replayed).count() >= 2,
+        "the event was forwarded and then replayed: {ids:?}"
+    );
+}
