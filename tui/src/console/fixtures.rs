@@ -27,6 +27,7 @@ pub fn payment(n: u64, status: PaymentStatus) -> Payment {
         object: "payment".into(),
         amount: 2500 + n as i64 * 137,
         amount_refunded: 0,
+        fee: None,
         currency: currency.into(),
         status,
         description: Some(format!("order {n}")),
