@@ -169,6 +169,29 @@ fn pause_freezes_the_view_counts_arrivals_and_resumes() {
 }
 
 #[test]
+fn typing_a_forward_url_replaces_the_one_offered() {
+    let mut state = events(1);
+    state.forward_to = None;
+    update(&mut state, key('f'));
+    assert!(matches!(&state.modal, Modal::Prompt(p) if p.input.value.starts_with("http://")));
+    typed(&mut state, "http://127.0.0.1:4242/hook");
+    assert_eq!(
+        update(&mut state, code(KeyCode::Enter)),
+        vec![Command::SetForward(Some("http://127.0.0.1:4242/hook".into()))]
+    );
+    // Enter alone accepts the suggestion; moving the cursor keeps it to edit.
+    let mut state = events(1);
+    state.forward_to = Some("http://localhost:3000/a".into());
+    update(&mut state, key('f'));
+    update(&mut state, code(KeyCode::End));
+    typed(&mut state, "b");
+    assert_eq!(
+        update(&mut state, code(KeyCode::Enter)),
+        vec![Command::SetForward(Some("http://localhost:3000/ab".into()))]
+    );
+}
+
+#[test]
 fn forward_replay_edit_resend_and_copy() {
     let mut state = events(5);
     state.forward_to = None;

@@ -77,6 +77,9 @@ impl Tab {
 pub struct Input {
     pub value: String,
     pub cursor: usize,
+    /// The value is a suggestion, as if selected: the first character typed
+    /// (or a backspace) replaces it instead of adding to it.
+    pub suggested: bool,
 }
 
 impl Input {
@@ -84,7 +87,25 @@ impl Input {
         Self {
             value: value.to_owned(),
             cursor: value.chars().count(),
+            suggested: false,
         }
+    }
+
+    /// A pre-filled value that typing replaces and Enter accepts.
+    pub fn suggesting(value: &str) -> Self {
+        Self {
+            suggested: true,
+            ..Self::new(value)
+        }
+    }
+
+    fn take_suggestion(&mut self) -> bool {
+        let was = std::mem::take(&mut self.suggested);
+        if was {
+            self.value.clear();
+            self.cursor = 0;
+        }
+        was
     }
 
     fn byte_at(&self, cursor: usize) -> usize {
@@ -95,12 +116,16 @@ impl Input {
     }
 
     pub fn insert(&mut self, c: char) {
+        self.take_suggestion();
         let at = self.byte_at(self.cursor);
         self.value.insert(at, c);
         self.cursor += 1;
     }
 
     pub fn backspace(&mut self) {
+        if self.take_suggestion() {
+            return;
+        }
         if self.cursor > 0 {
             self.cursor -= 1;
             let at = self.byte_at(self.cursor);
@@ -116,18 +141,22 @@ impl Input {
     }
 
     pub fn left(&mut self) {
+        self.suggested = false;
         self.cursor = self.cursor.saturating_sub(1);
     }
 
     pub fn right(&mut self) {
+        self.suggested = false;
         self.cursor = (self.cursor + 1).min(self.value.chars().count());
     }
 
     pub fn home(&mut self) {
+        self.suggested = false;
         self.cursor = 0;
     }
 
     pub fn end(&mut self) {
+        self.suggested = false;
         self.cursor = self.value.chars().count();
     }
 }

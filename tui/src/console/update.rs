@@ -638,6 +638,10 @@ pub fn act(state: &mut State, action: Action) -> Vec<Command> {
                 .clone()
                 .unwrap_or_else(|| "http://localhost:4242/webhook".into());
             prompt(state, PromptKind::ForwardTo, &current);
+            // Typing a URL replaces the one offered rather than appending to it.
+            if let Modal::Prompt(open) = &mut state.modal {
+                open.input = Input::suggesting(&current);
+            }
             Vec::new()
         }
         Action::Replay | Action::EditReplay => {
