@@ -639,14 +639,32 @@ impl Executor {
         let mut options = ListenOptions::forwarding_to(target);
         options.forward_timeout = Some(Duration::from_secs(10));
         tokio::spawn(async move {
-            let _ = tx.send(Msg::Stream(StreamUpdate::Connecting { attempt: 1 }));
-            let (handle, mut updates) = match listen::start(client, api_key, options).await {
-                Ok(started) => started,
-                Err(error) => {
-                    let _ = tx.send(Msg::Stream(StreamUpdate::Offline {
-                        error: error.to_string(),
-                    }));
-                    return;
+            // A gateway that is not up yet is waited for as a dropped stream
+            // is; only a refused key or request stops the console's listener.
+            let mut attempt = 1;
+            let (handle, mut updates) = loop {
+                let _ = tx.send(Msg::Stream(StreamUpdate::Connecting { attempt }));
+                match listen::start(client.clone(), api_key.clone(), options.clone()).await {
+                    Ok(started) => break started,
+                    Err(error) if error.is_transient() => {
+                        let wait = options.backoff.delay(attempt);
+                        let sent = tx.send(Msg::Stream(StreamUpdate::Reconnecting {
+                            in_ms: wait.as_millis() as u64,
+                            attempt,
+                            error: error.to_string(),
+                        }));
+                        if sent.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(wait).await;
+                        attempt = attempt.saturating_add(1);
+                    }
+                    Err(error) => {
+                        let _ = tx.send(Msg::Stream(StreamUpdate::Offline {
+                            error: error.to_string(),
+                        }));
+                        return;
+                    }
                 }
             };
             if let Ok(mut slot) = listen_slot.lock() {
