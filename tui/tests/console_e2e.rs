@@ -119,7 +119,6 @@ async fn receiver() -> (String, Received) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "not yet run to completion (the build machine ran out of disk); run with --ignored"]
 async fn log_in_pay_see_the_event_and_replay_it() {
     if Command::new("tmux")
         .arg("-V")
