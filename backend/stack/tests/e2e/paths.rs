@@ -351,3 +351,119 @@ async fn the_reported_attack_no_longer_mints_money() {
     let (_, keys) = client.get("/auth/api-keys", Some(&ada.access_token)).await;
     assert_eq!(keys["data"].as_array().map(Vec::len), Some(1), "{keys}");
 }
+
+/// Spellings that some servers and proxies resolve as `..` but a URL parser
+/// does not: double-encoded dots, Tomcat's `..;`, full-width and one-dot
+/// leaders, `%u` escapes, dots padded by encoded blanks. The gateway may
+/// refuse them or forward them as plain segments; either way the service
+/// must see a path under the route's own prefix in which no segment, decoded
+/// once more, is a dot segment, and nothing reaches an internal route.
+#[tokio::test]
+async fn dot_look_alikes_stay_plain_segments_under_the_route_prefix() {
+    let stack = TestStack::start_with(|c| c.rate_limit_per_minute = 1_000_000).await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let gateway = RecordedGateway::start(&stack).await;
+    const LOOK_ALIKES: [&str; 14] = [
+        "%252e%252e",
+        "%252E%252E",
+        "%25252e%25252e",
+        "..;",
+        ".;",
+        "..%3b",
+        "%2e%2e;jsessionid=x",
+        "%ef%bc%8e%ef%bc%8e",
+        "%u002e%u002e",
+        "...",
+        "%2e%2e%2e",
+        "..%20",
+        "%20..",
+        "..%09",
+    ];
+    const AFTER: [&str; 4] = ["/", "%252f", "%255c", "/%252e%252e/"];
+    let posting = json!({"reference": "x2", "merchant_id": ada.user_id, "kind": "payment", "amount": 5, "currency": "usd"})
+        .to_string();
+    let mut sent = 0;
+    for prefix in PREFIXES.iter().filter(|p| !p.starts_with("/nowhere")) {
+        let bearer = if prefix.starts_with("/auth/") {
+            &ada.access_token
+        } else {
+            &ada.api_key
+        };
+        for look_alike in LOOK_ALIKES {
+            for after in AFTER {
+                for depth in 1..=2 {
+                    let climb = format!("{look_alike}{after}").repeat(depth);
+                    let target = format!("{prefix}{climb}internal/payment-postings");
+                    let (status, body) =
+                        raw_request(gateway.addr, "POST", &target, Some(bearer), &posting).await;
+                    sent += 1;
+                    assert!(
+                        matches!(status, 400 | 404 | 405),
+                        "{target} answered {status}: {body}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(sent > 700, "{sent} look-alikes sent");
+
+    let upstream_prefixes = [
+        "/v1/payments",
+        "/v1/events",
+        "/v1/ledger",
+        "/v1/webhooks",
+        "/auth/",
+        "/internal/api-keys/verify",
+    ];
+    for target in gateway.request_targets() {
+        assert!(
+            upstream_prefixes.iter().any(|p| target.starts_with(p)),
+            "a service was sent {target}"
+        );
+        let path = target.split('?').next().unwrap_or_default();
+        for segment in path.split('/') {
+            let once = percent_decode(segment);
+            assert!(
+                once != "." && once != ".." && !once.contains('/') && !once.contains('\\'),
+                "{target} holds a segment that decodes to {once:?}"
+            );
+        }
+    }
+
+    let ops = InternalTokens::new(&stack.config.internal_token_secret).mint(&Caller::Service(Service::Ops));
+    let books: Value = reqwest::Client::new()
+        .get(format!("http://{}/internal/trial-balance", stack.stack.ledger))
+        .header(HEADER, ops)
+        .send()
+        .await
+        .expect("the ledger answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(books, json!([]), "the ledger holds no entry");
+}
+
+/// One round of percent-decoding, as a service's router does.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escape {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
