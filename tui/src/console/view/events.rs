@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
@@ -118,7 +118,7 @@ fn render_list(state: &State, frame: &mut Frame, area: Rect) {
         .map(|event| {
             let r = row(event, id_width);
             if Some(event.seq) == selected_seq {
-                r.style(Style::new().add_modifier(Modifier::REVERSED))
+                r.style(super::selected_row())
             } else {
                 r
             }

@@ -2,7 +2,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 
@@ -61,7 +61,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
                     status,
                 ]);
                 if i == state.keys.selected {
-                    row.style(Style::new().add_modifier(Modifier::REVERSED))
+                    row.style(super::selected_row())
                 } else {
                     row
                 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 
@@ -15,11 +15,7 @@ use super::payments::money;
 use super::{block, date_time, load_placeholder, short};
 
 fn selected_style(row: Row<'static>, on: bool) -> Row<'static> {
-    if on {
-        row.style(Style::new().add_modifier(Modifier::REVERSED))
-    } else {
-        row
-    }
+    if on { row.style(super::selected_row()) } else { row }
 }
 
 fn window(selected: usize, len: usize, page: usize) -> usize {

@@ -48,9 +48,19 @@ pub fn render(state: &State, frame: &mut Frame) {
     }
 }
 
-/// NO_COLOR: keep bold and reverse, drop every colour.
+/// The selected row of every list. A background rather than reverse video,
+/// so that a status coloured in its cell stays readable on the selection.
+pub fn selected_row() -> Style {
+    Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
+}
+
+/// NO_COLOR: keep bold and reverse, drop every colour; what stood out by its
+/// background (the selection, the status line) stands out reversed.
 fn strip_colors(frame: &mut Frame) {
     for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.bg != Color::Reset {
+            cell.modifier.insert(Modifier::REVERSED);
+        }
         cell.fg = Color::Reset;
         cell.bg = Color::Reset;
     }

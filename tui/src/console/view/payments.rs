@@ -4,7 +4,7 @@ use contract::money::{Currency, format_minor};
 use contract::payments::{Payment, PaymentStatus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
@@ -64,7 +64,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
                     Span::raw(date_time(&p.created_at)).dim(),
                 ]);
                 if i == selected {
-                    row.style(Style::new().add_modifier(Modifier::REVERSED))
+                    row.style(super::selected_row())
                 } else {
                     row
                 }
