@@ -9,6 +9,7 @@
 //! | 4 | the gateway cannot be reached, or `listen` gave up reconnecting |
 //! | 5 | no usable credential store (keyring) |
 //! | 6 | anything else (local I/O, a malformed answer) |
+//! | 7 | `demo`: an expected event did not arrive, arrived unverified or twice, or the ledger did not move as expected |
 
 use client::ClientError;
 
@@ -19,6 +20,7 @@ pub const API: u8 = 3;
 pub const NETWORK: u8 = 4;
 pub const KEYRING: u8 = 5;
 pub const OTHER: u8 = 6;
+pub const INCOMPLETE: u8 = 7;
 
 /// The one error type of the command line, each variant with its exit code.
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ fn help_texts() {
     insta::assert_snapshot!("help_login", help(&["login"]));
     insta::assert_snapshot!("help_payments", help(&["payments"]));
     insta::assert_snapshot!("help_trigger", help(&["trigger"]));
+    insta::assert_snapshot!("help_demo", help(&["demo"]));
 }
 
 fn redacted() -> insta::Settings {

@@ -3,6 +3,7 @@
 
 mod account;
 mod commands;
+mod demo;
 mod keyring;
 mod listen;
 mod support;
