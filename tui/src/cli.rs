@@ -9,13 +9,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 pub const EXIT_CODES: &str = "Exit codes: 0 ok, 1 usage, 2 not logged in or key refused, 3 API error, \
 4 network (or listen gave up reconnecting), 5 no credential store, 6 other, \
-7 demo incomplete.";
+7 demo incomplete, 8 local platform did not start.";
+
+/// How the console treats a gateway that does not answer.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ConsoleArgs {
+    /// Console only: start a local micro-stack when nothing answers at the gateway, without asking.
+    #[arg(long, conflicts_with = "no_start_stack")]
+    pub start_stack: bool,
+    /// Console only: never offer to start a local micro-stack.
+    #[arg(long)]
+    pub no_start_stack: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct Global {

@@ -6,4 +6,5 @@ mod commands;
 mod demo;
 mod keyring;
 mod listen;
+mod local_stack;
 mod support;
