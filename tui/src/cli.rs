@@ -9,12 +9,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 pub const EXIT_CODES: &str = "Exit codes: 0 ok, 1 usage, 2 not logged in or key refused, 3 API error, \
-4 network (or listen gave up reconnecting), 5 no credential store, 6 other.";
+4 network (or listen gave up reconnecting), 5 no credential store, 6 other, \
+7 demo incomplete, 8 local platform did not start.";
+
+/// How the console treats a gateway that does not answer.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ConsoleArgs {
+    /// Console only: start a local micro-stack when nothing answers at the gateway, without asking.
+    #[arg(long, conflicts_with = "no_start_stack")]
+    pub start_stack: bool,
+    /// Console only: never offer to start a local micro-stack.
+    #[arg(long)]
+    pub no_start_stack: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct Global {
@@ -70,6 +84,8 @@ pub enum Command {
     /// The webhook signing secret: show or roll.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Run payments end to end on a throwaway account and check every webhook arrives, signed.
+    Demo(DemoArgs),
     /// Print a shell completion script, e.g. `micro completions bash > /etc/bash_completion.d/micro`.
     Completions {
         #[arg(value_enum)]
@@ -122,6 +138,19 @@ pub struct TriggerArgs {
     /// In the currency's minor unit (cents for usd).
     #[arg(long, default_value_t = 2000)]
     pub amount: i64,
+    #[arg(long, default_value = "usd")]
+    pub currency: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seconds to wait for the stream, for the events and for the ledger, each.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Each payment's amount, in the currency's minor unit.
+    #[arg(long, default_value_t = 2000)]
+    pub amount: i64,
+    /// The payments' currency, an ISO 4217 code.
     #[arg(long, default_value = "usd")]
     pub currency: String,
 }

@@ -9,6 +9,8 @@
 //! | 4 | the gateway cannot be reached, or `listen` gave up reconnecting |
 //! | 5 | no usable credential store (keyring) |
 //! | 6 | anything else (local I/O, a malformed answer) |
+//! | 7 | `demo`: an expected event did not arrive, arrived unverified or twice, or the ledger did not move as expected |
+//! | 8 | the console could not start a local platform: `micro-stack` not found, or it did not become ready |
 
 use client::ClientError;
 
@@ -19,6 +21,8 @@ pub const API: u8 = 3;
 pub const NETWORK: u8 = 4;
 pub const KEYRING: u8 = 5;
 pub const OTHER: u8 = 6;
+pub const INCOMPLETE: u8 = 7;
+pub const NO_STACK: u8 = 8;
 
 /// The one error type of the command line, each variant with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,9 @@ pub enum CliError {
     Keyring(#[from] crate::credentials::StoreError),
     #[error("{0}")]
     Other(String),
+    /// The local platform the console offered to start did not start.
+    #[error("{0}")]
+    NoStack(String),
 }
 
 impl CliError {
@@ -48,6 +55,7 @@ impl CliError {
             Self::Client(_) => API,
             Self::Keyring(_) => KEYRING,
             Self::Other(_) => OTHER,
+            Self::NoStack(_) => NO_STACK,
         }
     }
 

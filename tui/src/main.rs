@@ -22,8 +22,14 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OTHER);
         }
     };
+    if cli.command.is_some() && (cli.console.start_stack || cli.console.no_start_stack) {
+        eprintln!(
+            "micro: --start-stack and --no-start-stack apply to the console only (micro without a subcommand)"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
     let result = match cli.command {
-        None => runtime.block_on(micro::console::run(cli.global)),
+        None => runtime.block_on(micro::console::run(cli.global, cli.console)),
         Some(command) => runtime.block_on(micro::commands::run(cli.global, command)),
     };
     match result {

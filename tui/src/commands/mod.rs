@@ -2,6 +2,7 @@
 //! [`CliError`](crate::exit::CliError) that `main` prints.
 
 pub mod account;
+pub mod demo;
 pub mod events;
 pub mod keys;
 pub mod ledger;
@@ -61,6 +62,7 @@ pub async fn run(global: Global, command: Command) -> CliResult<u8> {
         Command::Ledger(command) => ledger::run(&context, command, format).await,
         Command::Keys(command) => keys::run(&context, command, format).await,
         Command::Webhooks(command) => webhooks::run(&context, command, format).await,
+        Command::Demo(args) => demo::run(&context, args, format).await,
         Command::Completions { .. } => Ok(crate::exit::OK),
     }
 }

@@ -71,7 +71,7 @@ fn init_terminal() -> anyhow::Result<DefaultTerminal> {
     Ok(terminal)
 }
 
-fn restore_terminal() {
+pub(crate) fn restore_terminal() {
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
 }

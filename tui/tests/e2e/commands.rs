@@ -24,6 +24,7 @@ fn help_texts() {
     insta::assert_snapshot!("help_login", help(&["login"]));
     insta::assert_snapshot!("help_payments", help(&["payments"]));
     insta::assert_snapshot!("help_trigger", help(&["trigger"]));
+    insta::assert_snapshot!("help_demo", help(&["demo"]));
 }
 
 fn redacted() -> insta::Settings {
@@ -53,6 +54,31 @@ async fn tables_for_payments_events_and_the_ledger() {
         trigger.env("MICRO_API_KEY", &ada.api_key);
         let output = run(trigger, None).await;
         assert_eq!(output.code, 0, "{output:?}");
+    }
+    // The ledger postings follow the payments from a worker: the table is
+    // taken once the three that touch ada's balances (the usd payment, the
+    // jpy payment and its refund) landed.
+    let page = contract::list::PageParams {
+        limit: Some(100),
+        starting_after: None,
+    };
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    loop {
+        let accounts = env
+            .client
+            .ledger_accounts(&ada.api_key, &page)
+            .await
+            .expect("accounts")
+            .into_value()
+            .data;
+        if accounts.iter().map(|a| a.entry_count).sum::<i64>() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the postings did not land: {accounts:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let table = |args: &'static [&'static str]| {
         let mut command = env.micro(args);

@@ -3,6 +3,8 @@
 
 mod account;
 mod commands;
+mod demo;
 mod keyring;
 mod listen;
+mod local_stack;
 mod support;
