@@ -13,7 +13,8 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use contract::auth::{API_KEY_PREFIX, VerifiedApiKey, VerifyApiKeyRequest};
+use contract::auth::API_KEY_PREFIX;
+use contract::internal::{VerifiedApiKey, VerifyApiKeyRequest};
 use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokenError;
 

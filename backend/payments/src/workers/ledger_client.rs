@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use contract::ledger::{PaymentPosting, Transaction};
+use contract::internal::PaymentPosting;
+use contract::ledger::Transaction;
 use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
