@@ -7,6 +7,27 @@ use serde::{Deserialize, Serialize};
 use crate::auth::REDACTED;
 use crate::events::Event;
 
+/// The `/internal` routes, named once for the service that answers and the
+/// one that calls.
+pub mod paths {
+    /// Auth answers the gateway: whose key is this?
+    pub const VERIFY_API_KEY: &str = "/internal/api-keys/verify";
+    /// Payments answers the gateway: an owner's events after a sequence number.
+    pub const EVENTS_SINCE: &str = "/internal/events/since";
+    /// The ledger answers payments: post a payment or a refund once.
+    pub const PAYMENT_POSTINGS: &str = "/internal/payment-postings";
+    /// The ledger answers operators: sums per currency.
+    pub const TRIAL_BALANCE: &str = "/internal/trial-balance";
+    /// The ledger's route; [`transaction_by_reference`] fills it in.
+    pub const TRANSACTION_BY_REFERENCE: &str = "/internal/transactions/by-reference/{reference}";
+
+    /// The path of the transaction posted under `reference` (`pay_...`,
+    /// `re_...`, which need no escaping).
+    pub fn transaction_by_reference(reference: &str) -> String {
+        TRANSACTION_BY_REFERENCE.replace("{reference}", reference)
+    }
+}
+
 /// Gateway -> auth: is this API key good, and whose is it?
 #[derive(Clone, Serialize, Deserialize)]
 pub struct VerifyApiKeyRequest {
@@ -90,6 +111,23 @@ pub struct PublishedEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_internal_path_is_under_internal() {
+        for path in [
+            paths::VERIFY_API_KEY,
+            paths::EVENTS_SINCE,
+            paths::PAYMENT_POSTINGS,
+            paths::TRIAL_BALANCE,
+            paths::TRANSACTION_BY_REFERENCE,
+        ] {
+            assert!(path.starts_with("/internal/"), "{path}");
+        }
+        assert_eq!(
+            paths::transaction_by_reference("pay_1"),
+            "/internal/transactions/by-reference/pay_1"
+        );
+    }
 
     #[test]
     fn debug_never_prints_the_key_being_verified() {

@@ -54,8 +54,9 @@ impl LedgerClient {
         Self {
             http,
             url: format!(
-                "{}/internal/payment-postings",
-                config.ledger_url.trim_end_matches('/')
+                "{}{}",
+                config.ledger_url.trim_end_matches('/'),
+                contract::internal::paths::PAYMENT_POSTINGS
             ),
             tokens: InternalTokens::new(&config.internal_token_secret),
         }
