@@ -1,23 +1,26 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
-    #[schema(format = Email, max_length = 254)]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
     /// 10 characters or more, at most 72 bytes.
-    #[schema(min_length = 10, max_length = 72)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 10, max_length = 72))]
     pub password: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub email: String,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -26,20 +29,23 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
-    #[schema(min_length = 1)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub refresh_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateApiKeyRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
 
 /// The answer to creating a key: the only time its secret is ever shown.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiKey {
     pub id: String,
     pub name: String,
@@ -48,7 +54,8 @@ pub struct CreatedApiKey {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
@@ -58,34 +65,17 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokedApiKey {
     pub id: String,
     pub revoked_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookSecret {
     pub secret: String,
-}
-
-/// Gateway -> auth: is this API key good, and whose is it?
-#[derive(Clone, Serialize, Deserialize)]
-pub struct VerifyApiKeyRequest {
-    pub key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifiedApiKey {
-    pub key_id: String,
-    pub user_id: String,
-}
-
-/// Published on Redis when a key is revoked, so that every cache drops it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiKeyRevoked {
-    pub key_id: String,
-    pub user_id: String,
 }
 
 /// The prefix every secret API key starts with.
@@ -145,14 +135,6 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
-impl std::fmt::Debug for VerifyApiKeyRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyApiKeyRequest")
-            .field("key", &REDACTED)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,12 +181,6 @@ mod tests {
                 "{:?}",
                 WebhookSecret {
                     secret: format!("{WEBHOOK_SECRET_PREFIX}{SECRET}"),
-                }
-            ),
-            format!(
-                "{:?}",
-                VerifyApiKeyRequest {
-                    key: format!("{API_KEY_PREFIX}{SECRET}"),
                 }
             ),
         ];

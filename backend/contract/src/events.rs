@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     #[serde(rename = "payment.created")]
     PaymentCreated,
@@ -51,7 +52,8 @@ impl std::fmt::Display for EventType {
 /// `{id: "evt_...", object: "event", type, sequence, created_at, data: {object}}`.
 /// `sequence` increases by one per owner with every event, so a client can
 /// tell a gap from a duplicate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub id: String,
     pub object: String,
@@ -62,21 +64,12 @@ pub struct Event {
     pub data: EventData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventData {
     /// The object as it was when the event happened.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub object: serde_json::Value,
-}
-
-/// What payments publishes on the Redis events channel, one per event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PublishedEvent {
-    pub owner_id: String,
-    pub event: Event,
-    /// True when a user asked for the event to be sent again.
-    #[serde(default)]
-    pub resend: bool,
 }
 
 /// A frame the gateway sends on `/v1/events/stream`.

@@ -13,7 +13,8 @@ pub const ENTRY_ID_PREFIX: &str = "ent";
 /// so that the same object always renders to the same bytes.
 pub type Metadata = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountType {
     Asset,
@@ -65,7 +66,8 @@ impl AccountType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Debit,
@@ -99,7 +101,8 @@ impl Direction {
 /// `{id: "acct_...", object: "ledger_account", ...}`. `balance` is signed on
 /// the account's normal side: debits - credits for assets and expenses,
 /// credits - debits for liabilities, equity and revenue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     pub id: String,
     pub object: String,
@@ -122,14 +125,18 @@ impl Account {
     pub const OBJECT: &'static str = "ledger_account";
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateAccountRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     #[serde(rename = "type")]
     pub kind: AccountType,
     /// A supported ISO 4217 code, lower case.
-    #[schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")
+    )]
     pub currency: String,
     /// Refuse any posting that would take the balance below zero (assets and
     /// liabilities only).
@@ -140,7 +147,8 @@ pub struct CreateAccountRequest {
 }
 
 /// One leg of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     pub id: String,
     pub account_id: String,
@@ -150,7 +158,8 @@ pub struct Entry {
 }
 
 /// `{id: "txn_...", object: "ledger_transaction", ...}`: balanced per currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     pub id: String,
     pub object: String,
@@ -169,7 +178,8 @@ impl Transaction {
 }
 
 /// An entry as an account's statement shows it, with the balance it left.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountEntry {
     pub id: String,
     pub object: String,
@@ -189,80 +199,40 @@ impl AccountEntry {
 }
 
 /// A manual journal entry between the caller's own accounts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostTransactionRequest {
     /// Idempotency reference, unique per owner.
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub reference: String,
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub description: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
     /// Debits and credits that balance per currency.
-    #[schema(min_items = 2)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 2))]
     pub entries: Vec<PostEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostEntry {
     pub account_id: String,
     pub direction: Direction,
-    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000_000_i64))]
     pub amount: i64,
 }
 
 /// The body of `POST /v1/ledger/transactions/{id}/reverse`; may be empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReverseTransactionRequest {
     /// Defaults to `reversal:<transaction id>`.
     #[serde(default)]
     pub reference: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentPostingKind {
-    Payment,
-    Refund,
-}
-
-impl PaymentPostingKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Payment => "payment",
-            Self::Refund => "refund",
-        }
-    }
-}
-
-/// Payments -> ledger: post a succeeded payment or a refund, once per reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PaymentPosting {
-    /// `pay_...` for a payment, `re_...` for a refund.
-    pub reference: String,
-    pub merchant_id: String,
-    pub kind: PaymentPostingKind,
-    pub amount: i64,
-    pub currency: String,
-    /// A payment's fee as payments stamped it when the payment succeeded;
-    /// the ledger checks `amount = net + fee` rather than computing it.
-    /// Absent on a refund.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fee: Option<i64>,
-    /// What the merchant is credited for a payment; absent on a refund.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net: Option<i64>,
-}
-
-/// Sums over every entry of one currency; debits always equal credits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TrialBalanceLine {
-    pub currency: String,
-    pub debits: i64,
-    pub credits: i64,
 }
 
 #[cfg(test)]
@@ -281,8 +251,6 @@ mod tests {
 
     #[test]
     fn wire_names_are_snake_case() {
-        let json = serde_json::to_string(&PaymentPostingKind::Refund).expect("json");
-        assert_eq!(json, "\"refund\"");
         assert_eq!(
             serde_json::from_str::<Direction>("\"debit\"").expect("debit"),
             Direction::Debit

@@ -1,14 +1,16 @@
 use serde::{Deserialize, Serialize};
 
 /// A cursor-paginated page: `{object: "list", data, has_more}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
     pub object: ListObject,
     pub data: Vec<T>,
     pub has_more: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ListObject {
     #[default]
@@ -29,10 +31,11 @@ impl<T> List<T> {
 }
 
 /// `?limit=&starting_after=` as every list route takes them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct PageParams {
     /// How many objects to return, 1 to 100 (10 by default).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<i64>,
     /// The id of the last object of the previous page; empty means none.
     pub starting_after: Option<String>,

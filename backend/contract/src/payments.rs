@@ -27,7 +27,8 @@ pub const MAX_AMOUNT: i64 = 999_999_999_999;
 
 /// Where a payment is in its life:
 /// `requires_confirmation -> processing -> succeeded | failed`, or `-> canceled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     RequiresConfirmation,
@@ -68,7 +69,8 @@ impl std::fmt::Display for PaymentStatus {
 }
 
 /// Why a confirmation failed, as `failure_code` carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
     CardDeclined,
@@ -127,7 +129,8 @@ pub const TEST_PAYMENT_METHODS: &[(&str, Option<FailureCode>)] = &[
 ];
 
 /// `{id: "pay_...", object: "payment", amount, amount_refunded, currency, status, ...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub id: String,
     /// Always `payment`.
@@ -155,55 +158,66 @@ pub struct Payment {
 }
 
 /// `POST /v1/payments`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
     /// A positive integer in the currency's minor unit.
-    #[schema(minimum = 1, maximum = 999_999_999_999_i64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 999_999_999_999_i64))]
     pub amount: i64,
     /// A supported ISO 4217 code, lower case.
-    #[schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(aud|bhd|cad|chf|dkk|eur|gbp|jpy|krw|kwd|nok|sek|usd)$")
+    )]
     pub currency: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 1000)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub description: Option<String>,
     /// Up to 50 string keys (40 characters) with string values (500 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Email, max_length = 254)]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub customer_email: Option<String>,
 }
 
 /// `POST /v1/payments/{id}/confirm`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmPaymentRequest {
     /// One of the test payment methods, e.g. `pm_card_visa`.
-    #[schema(
-        pattern = "^(pm_card_visa|pm_card_mastercard|pm_card_amex|pm_card_chargeDeclined|pm_card_insufficientFunds|pm_card_chargeDeclinedExpiredCard|pm_card_chargeDeclinedProcessingError)$"
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^(pm_card_visa|pm_card_mastercard|pm_card_amex|pm_card_chargeDeclined|pm_card_insufficientFunds|pm_card_chargeDeclinedExpiredCard|pm_card_chargeDeclinedProcessingError)$"
+        )
     )]
     pub payment_method: String,
 }
 
 /// `POST /v1/payments/{id}/refunds`; without an amount the rest of the payment is refunded.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefundRequest {
     /// At most what is left to refund, in minor units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 999_999_999_999_i64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 999_999_999_999_i64))]
     pub amount: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     Succeeded,
 }
 
 /// `{id: "re_...", object: "refund", payment, amount, currency, status, created_at}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refund {
     pub id: String,
     /// Always `refund`.
@@ -219,29 +233,31 @@ pub struct Refund {
 }
 
 /// `GET /v1/payments` query: pagination and an optional status filter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct ListPaymentsParams {
     /// How many payments to return, 1 to 100 (10 by default).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<i64>,
     /// The id of the last payment of the previous page; empty means none.
     pub starting_after: Option<String>,
     /// Only payments in this status.
-    #[param(value_type = Option<PaymentStatus>)]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<PaymentStatus>))]
     pub status: Option<String>,
 }
 
 /// `GET /v1/events` query: pagination and an optional type filter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct ListEventsParams {
     /// How many events to return, 1 to 100 (10 by default).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<i64>,
     /// The id of the last event of the previous page; empty means none.
     pub starting_after: Option<String>,
     /// Only events of this type, e.g. `payment.succeeded`.
     #[serde(rename = "type")]
-    #[param(rename = "type", value_type = Option<crate::events::EventType>)]
+    #[cfg_attr(feature = "openapi", param(rename = "type", value_type = Option<crate::events::EventType>))]
     pub kind: Option<String>,
 }
 

@@ -13,7 +13,8 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use contract::auth::{API_KEY_PREFIX, VerifiedApiKey, VerifyApiKeyRequest};
+use contract::auth::API_KEY_PREFIX;
+use contract::internal::{VerifiedApiKey, VerifyApiKeyRequest, paths};
 use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokenError;
 
@@ -198,7 +199,7 @@ async fn verify_key(state: &AppState, key: &str, digest: KeyDigest) -> Result<Pr
     let generation = state.key_cache.generation();
     let response = state
         .http
-        .post(format!("{}/internal/api-keys/verify", state.upstreams.auth))
+        .post(format!("{}{}", state.upstreams.auth, paths::VERIFY_API_KEY))
         .header(
             platform::internal_token::HEADER,
             state.token_cache.token_for(&Caller::Service(Service::Gateway)),

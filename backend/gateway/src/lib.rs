@@ -6,7 +6,7 @@ mod authn;
 mod canonical;
 mod error;
 mod key_cache;
-mod openapi;
+pub mod openapi;
 mod proxy;
 mod rate_limit;
 mod routes;

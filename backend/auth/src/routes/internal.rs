@@ -1,5 +1,5 @@
 use axum::extract::State;
-use contract::auth::{VerifiedApiKey, VerifyApiKeyRequest};
+use contract::internal::{VerifiedApiKey, VerifyApiKeyRequest};
 use platform::error::Json;
 use platform::internal_token::{FromGateway, ServiceCaller};
 use secrecy::ExposeSecret;

@@ -7,6 +7,7 @@ mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use contract::internal::paths;
 
 use crate::AppState;
 
@@ -35,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/secret", get(webhooks::secret))
         .route("/v1/webhooks/secret/roll", post(webhooks::roll))
         .merge(platform::internal_token::services_only(
-            Router::new().route("/internal/api-keys/verify", post(internal::verify_api_key)),
+            Router::new().route(paths::VERIFY_API_KEY, post(internal::verify_api_key)),
             state.internal_tokens.clone(),
         ))
         .with_state(state)

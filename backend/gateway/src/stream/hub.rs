@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use contract::events::PublishedEvent;
+use contract::internal::PublishedEvent;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a revoked key is remembered, so that a stream authenticated just

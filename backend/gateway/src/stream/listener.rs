@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use contract::auth::ApiKeyRevoked;
-use contract::events::PublishedEvent;
+use contract::internal::ApiKeyRevoked;
+use contract::internal::PublishedEvent;
 use futures::StreamExt;
 use redis::aio::{PubSub, PubSubSink};
 use redis::io::tcp::socket2::{SockRef, TcpKeepalive};

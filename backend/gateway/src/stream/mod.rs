@@ -304,7 +304,11 @@ impl Context {
     async fn missed_since(&self, sequence: i64) -> Result<List<Event>, End> {
         // The gap filler answers only the gateway on its own account, so the
         // owner is named in the query rather than by a user's token.
-        let url = format!("{}/internal/events/since", self.state.upstreams.payments);
+        let url = format!(
+            "{}{}",
+            self.state.upstreams.payments,
+            contract::internal::paths::EVENTS_SINCE
+        );
         let response = self
             .state
             .http

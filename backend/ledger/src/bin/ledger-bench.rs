@@ -124,7 +124,10 @@ async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let books = client
-        .get_as("/internal/trial-balance", &Caller::Service(Service::Ops))
+        .get_as(
+            contract::internal::paths::TRIAL_BALANCE,
+            &Caller::Service(Service::Ops),
+        )
         .await?;
     for line in books.as_array().context("trial balance lines")? {
         if line["debits"] != line["credits"] {

@@ -2,7 +2,8 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use contract::ledger::{Metadata, PaymentPosting, PaymentPostingKind, Transaction, TrialBalanceLine};
+use contract::internal::{PaymentPosting, PaymentPostingKind, TrialBalanceLine};
+use contract::ledger::{Metadata, Transaction};
 use contract::money::Currency;
 use platform::error::Json;
 use platform::internal_token::{FromOps, FromPayments, ServiceCaller};

@@ -6,6 +6,7 @@ mod transactions;
 
 use axum::Router;
 use axum::routing::{get, post};
+use contract::internal::paths;
 
 use crate::AppState;
 
@@ -38,10 +39,10 @@ pub fn router(state: AppState) -> Router {
 
 fn internal_routes(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
-        .route("/internal/payment-postings", post(internal::payment_posting))
-        .route("/internal/trial-balance", get(internal::trial_balance))
+        .route(paths::PAYMENT_POSTINGS, post(internal::payment_posting))
+        .route(paths::TRIAL_BALANCE, get(internal::trial_balance))
         .route(
-            "/internal/transactions/by-reference/{reference}",
+            paths::TRANSACTION_BY_REFERENCE,
             get(internal::transaction_by_reference),
         );
     platform::internal_token::services_only(routes, state.internal_tokens.clone())

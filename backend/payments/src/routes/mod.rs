@@ -6,6 +6,7 @@ mod payments;
 
 use axum::Router;
 use axum::routing::{get, post};
+use contract::internal::paths;
 
 use crate::AppState;
 
@@ -23,7 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}", get(events::retrieve))
         .route("/v1/events/{id}/resend", post(events::resend))
         .merge(platform::internal_token::services_only(
-            Router::new().route("/internal/events/since", get(internal::events_since)),
+            Router::new().route(paths::EVENTS_SINCE, get(internal::events_since)),
             state.internal_tokens.clone(),
         ))
         .with_state(state)

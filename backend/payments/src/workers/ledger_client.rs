@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use contract::ledger::{PaymentPosting, Transaction};
+use contract::internal::PaymentPosting;
+use contract::ledger::Transaction;
 use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,8 +54,9 @@ impl LedgerClient {
         Self {
             http,
             url: format!(
-                "{}/internal/payment-postings",
-                config.ledger_url.trim_end_matches('/')
+                "{}{}",
+                config.ledger_url.trim_end_matches('/'),
+                contract::internal::paths::PAYMENT_POSTINGS
             ),
             tokens: InternalTokens::new(&config.internal_token_secret),
         }

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use contract::ledger::{PaymentPosting, PaymentPostingKind};
+use contract::internal::{PaymentPosting, PaymentPostingKind};
 
 use super::ledger_client::{LedgerClient, LedgerError};
 use super::{Backoff, pause, sleep};

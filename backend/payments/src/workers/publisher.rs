@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contract::events::{Event, EventData, EventType, PublishedEvent};
+use contract::events::{Event, EventData, EventType};
+use contract::internal::PublishedEvent;
 use platform::redis::Keys;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;

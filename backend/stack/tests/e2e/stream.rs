@@ -1,4 +1,5 @@
-use contract::events::{Event, EventData, EventType, PublishedEvent};
+use contract::events::{Event, EventData, EventType};
+use contract::internal::PublishedEvent;
 use futures::StreamExt;
 use serde_json::json;
 use stack::testing::TestStack;
