@@ -572,7 +572,12 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_verified() {
     for bad in [
         format!("{key}x"),
         key.replace("sk_test_", "sk_live_"),
-        format!("{}A", &key[..key.len() - 1]),
+        // The last character changed (to one it is not already).
+        format!(
+            "{}{}",
+            &key[..key.len() - 1],
+            if key.ends_with('A') { 'B' } else { 'A' }
+        ),
     ] {
         let (status, body) = auth
             .post("/internal/api-keys/verify", &gateway(), json!({"key": bad}))
