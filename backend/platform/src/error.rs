@@ -84,8 +84,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Logs a 5xx cause with its whole chain and turns it into the bare 500.
-pub fn internal_error(context: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
+/// An error and every cause under it, `outer: inner: root`, for one log field.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -93,7 +93,12 @@ pub fn internal_error(context: &str, error: &(dyn std::error::Error + 'static)) 
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
-    tracing::error!(error = %chain, "{context}");
+    chain
+}
+
+/// Logs a 5xx cause with its whole chain and turns it into the bare 500.
+pub fn internal_error(context: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    tracing::error!(error = %error_chain(error), "{context}");
     ApiError::internal()
 }
 

@@ -46,6 +46,19 @@ async fn live(updates: &mut UnboundedReceiver<ListenUpdate>) {
     .await;
 }
 
+/// A listener through the test stack's gateway, once its stream is live.
+async fn listening(
+    env: &Env,
+    api_key: &str,
+    options: ListenOptions,
+) -> (listen::ListenHandle, UnboundedReceiver<ListenUpdate>) {
+    let (handle, mut updates) = listen::start(env.client.clone(), api_key.to_owned(), options)
+        .await
+        .expect("starts");
+    live(&mut updates).await;
+    (handle, updates)
+}
+
 async fn trigger(client: &Client, key: &str, kind: EventType) -> micro::trigger::Triggered {
     micro::trigger::trigger(client, key, kind, 1234, "usd")
         .await
@@ -186,10 +199,7 @@ async fn filters_pass_only_the_chosen_types() {
     let mut receiver = Receiver::start().await;
     let mut options = options(&receiver.url);
     options.types = vec![EventType::PaymentSucceeded, EventType::PaymentCanceled];
-    let (handle, mut updates) = listen::start(env.client.clone(), ada.api_key.clone(), options)
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, _updates) = listening(&env, &ada.api_key, options).await;
     for kind in EventType::ALL {
         trigger(&env.client, &ada.api_key, kind).await;
     }
@@ -218,10 +228,7 @@ async fn failed_deliveries_are_retried_with_backoff_and_every_attempt_reported()
     let mut receiver = Receiver::answering(vec![500, 503]).await;
     let mut options = options(&receiver.url);
     options.retries = 2;
-    let (handle, mut updates) = listen::start(env.client.clone(), ada.api_key.clone(), options)
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&env, &ada.api_key, options).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentCreated).await;
     let mut reports = Vec::new();
     while reports.len() < 3 {
@@ -263,10 +270,7 @@ async fn a_target_that_is_down_is_reported_per_event_and_the_listener_goes_on() 
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let down = closed_port_url().await;
-    let (handle, mut updates) = listen::start(env.client.clone(), ada.api_key.clone(), options(&down))
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&env, &ada.api_key, options(&down)).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentSucceeded).await;
     for _ in 0..2 {
         let report = next_matching(&mut updates, |u| match u {
@@ -291,11 +295,7 @@ async fn paused_events_queue_and_go_out_in_order_and_replays_are_signed_anew() {
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let mut receiver = Receiver::start().await;
-    let (handle, mut updates) =
-        listen::start(env.client.clone(), ada.api_key.clone(), options(&receiver.url))
-            .await
-            .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&env, &ada.api_key, options(&receiver.url)).await;
     handle.pause();
     trigger(&env.client, &ada.api_key, EventType::PaymentSucceeded).await;
     // Both events are received while paused, and queued.
@@ -335,11 +335,7 @@ async fn resent_events_are_delivered_and_marked() {
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let mut receiver = Receiver::start().await;
-    let (handle, mut updates) =
-        listen::start(env.client.clone(), ada.api_key.clone(), options(&receiver.url))
-            .await
-            .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&env, &ada.api_key, options(&receiver.url)).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentCreated).await;
     let original = receiver.next().await;
     env.client
@@ -397,10 +393,7 @@ async fn since_back_fills_what_was_missed() {
     // Offline: two more events. `--since last` starts after the last one processed.
     trigger(&env.client, &ada.api_key, EventType::PaymentCanceled).await;
     options.since = Since::Last;
-    let (handle, mut updates) = listen::start(env.client.clone(), ada.api_key.clone(), options)
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, _updates) = listening(&env, &ada.api_key, options).await;
     let kinds = [
         receiver.next().await.event().kind,
         receiver.next().await.event().kind,

@@ -24,6 +24,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use contract::internal::{PaymentPosting, PaymentPostingKind};
+use platform::error::error_chain;
 
 use super::ledger_client::{LedgerClient, LedgerError};
 use super::{Backoff, pause, sleep};
@@ -102,17 +103,6 @@ struct Round {
 
 async fn post_one<'a>(ledger: &LedgerClient, posting: &'a Due) -> (&'a Due, Result<String, LedgerError>) {
     (posting, ledger.post(&posting.body()).await)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }
 
 /// Claims due postings: one statement, committed on its own, so the

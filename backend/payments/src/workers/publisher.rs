@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use contract::events::{Event, EventData, EventType};
 use contract::internal::PublishedEvent;
+use platform::error::error_chain;
 use platform::redis::Keys;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -106,17 +107,6 @@ pub async fn run(db: PgPool, redis_url: String, keys: Keys, wake: Arc<Wakeups>, 
             }
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }
 
 #[derive(sqlx::FromRow)]
