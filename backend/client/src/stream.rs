@@ -21,6 +21,9 @@ use crate::{Client, ClientError, Result, error_chain};
 pub struct StreamOptions {
     /// Replay every event after this one before going live.
     pub last_event_id: Option<String>,
+    /// Replay every event with a higher sequence; used when there is no
+    /// `last_event_id` to name (`Some(0)`: every event of the account).
+    pub after_sequence: Option<i64>,
     /// Only these types; all when empty.
     pub types: Vec<EventType>,
 }
@@ -97,6 +100,8 @@ impl Client {
             let mut query = url.query_pairs_mut();
             if let Some(id) = &options.last_event_id {
                 query.append_pair("last_event_id", id);
+            } else if let Some(sequence) = options.after_sequence {
+                query.append_pair("after_sequence", &sequence.to_string());
             }
             if !options.types.is_empty() {
                 let types: Vec<&str> = options.types.iter().map(EventType::as_str).collect();

@@ -272,6 +272,19 @@ impl ListenHandle {
     }
 }
 
+async fn newest_event(client: &Client, api_key: &str) -> Result<Option<String>, ClientError> {
+    let newest = client
+        .list_events(
+            api_key,
+            &contract::payments::ListEventsParams {
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(newest.value.data.first().map(|event| event.id.clone()))
+}
+
 /// Checks the key, fetches the signing secret and starts listening.
 /// A refused key fails here, before anything is spawned.
 pub async fn start(
@@ -282,20 +295,17 @@ pub async fn start(
     let secret = client.webhook_secret(&api_key).await?.into_value().secret;
     let after = match &options.since {
         Since::Event(id) => Some(id.clone()),
-        Since::Last => deliver::load_last(options.state_file.as_deref(), &options.state_key),
-        Since::Now => {
-            let newest = client
-                .list_events(
-                    &api_key,
-                    &contract::payments::ListEventsParams {
-                        limit: Some(1),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            newest.value.data.first().map(|event| event.id.clone())
-        }
+        Since::Last => match deliver::load_last(options.state_file.as_deref(), &options.state_key) {
+            Some(id) => Some(id),
+            // Nothing processed here yet: start from now.
+            None => newest_event(&client, &api_key).await?,
+        },
+        Since::Now => newest_event(&client, &api_key).await?,
     };
+    // With no event to name, "from now" is "after everything there was": an
+    // account without events resumes from sequence 0, so that events made
+    // before the first one arrives survive a reconnect.
+    let after_sequence = after.is_none().then_some(0);
     let (updates_tx, updates) = mpsc::unbounded_channel();
     let (inputs_tx, inputs) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
@@ -315,6 +325,7 @@ pub async fn start(
         api_key,
         types: options.types.clone(),
         last_event_id: after,
+        after_sequence,
         max_reconnects: options.max_reconnects,
         backoff: options.backoff,
         secret,

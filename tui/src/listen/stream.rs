@@ -14,6 +14,8 @@ pub(super) struct Streamer {
     pub types: Vec<EventType>,
     /// The newest event seen (or the starting point): where a new connection resumes.
     pub last_event_id: Option<String>,
+    /// Where a connection resumes while there is no event id to name.
+    pub after_sequence: Option<i64>,
     pub max_reconnects: Option<u32>,
     pub backoff: Backoff,
     pub secret: String,
@@ -122,6 +124,7 @@ impl Streamer {
     ) -> Ended {
         let options = StreamOptions {
             last_event_id: self.last_event_id.clone(),
+            after_sequence: self.after_sequence,
             types: self.types.clone(),
         };
         let mut stream = match self.client.open_stream(&self.api_key, &options).await {

@@ -38,7 +38,13 @@ pub const CLOSE_KEY_REVOKED: u16 = 4001;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StreamParams {
+    /// Replay every event after this one, then go live.
     last_event_id: Option<String>,
+    /// Replay every event whose `sequence` is above this one, then go live;
+    /// `0` replays them all. A client that has seen no event yet resumes with
+    /// the sequence it started from, as it has no id to name.
+    #[param(minimum = 0)]
+    after_sequence: Option<i64>,
     /// Comma-separated event types; all types when absent.
     types: Option<String>,
 }
@@ -73,6 +79,19 @@ pub async fn handler(
                 .collect::<Result<HashSet<_>, _>>()?,
         ),
     };
+    let after_sequence = match (params.last_event_id.is_some(), params.after_sequence) {
+        (true, Some(_)) => {
+            return Err(GatewayError::InvalidStreamRequest(
+                "give last_event_id or after_sequence, not both".into(),
+            ));
+        }
+        (_, Some(sequence)) if sequence < 0 => {
+            return Err(GatewayError::InvalidStreamRequest(
+                "after_sequence must be 0 or more".into(),
+            ));
+        }
+        (_, sequence) => sequence,
+    };
     if !state.hub.is_live() {
         return Err(GatewayError::StreamUnavailable);
     }
@@ -88,7 +107,7 @@ pub async fn handler(
         .ok_or(GatewayError::InvalidApiKey)?;
     let after = match &params.last_event_id {
         Some(id) => Some(event_sequence(&state, &principal, id).await?),
-        None => None,
+        None => after_sequence,
     };
     let upgrade = upgrade
         .max_message_size(MAX_INCOMING_BYTES)

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stack::testing::TestStack;
 
-use crate::support::{Client, Developer, code, next_frame, open_stream};
+use crate::support::{Client, Developer, code, next_frame, open_stream, refused};
 
 async fn succeeded_payment(client: &Client, developer: &Developer, amount: i64) -> Value {
     let (status, payment) = client
@@ -64,6 +64,59 @@ async fn a_confirmed_payment_reaches_the_stream_and_the_ledger() {
     assert_eq!(status, StatusCode::OK);
     // 2.9% of 100.00 plus 0.30 leaves 96.80 for the merchant.
     assert_eq!(accounts["data"][0]["balance"], 9_680, "{accounts}");
+}
+
+/// A client that has seen no event has no id to resume from: it names the
+/// sequence it started after instead, and nothing made meanwhile is lost.
+#[tokio::test]
+async fn a_stream_resumes_after_a_sequence_when_no_event_was_seen() {
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let bob = client.developer("bob@example.com").await;
+    succeeded_payment(&client, &ada, 500).await;
+    succeeded_payment(&client, &ada, 700).await;
+
+    let mut stream = open_stream(&stack, &ada.api_key, "?after_sequence=0")
+        .await
+        .expect("stream opens");
+    for expected in 1..=4 {
+        let frame = next_frame(&mut stream).await.expect("a missed event");
+        assert_eq!(frame["event"]["sequence"], expected, "{frame}");
+    }
+    assert_eq!(
+        next_frame(&mut stream).await.expect("ready"),
+        json!({"type": "ready", "replayed": 4})
+    );
+    let mut later = open_stream(&stack, &ada.api_key, "?after_sequence=3&types=payment.succeeded")
+        .await
+        .expect("stream opens");
+    let frame = next_frame(&mut later).await.expect("the last event");
+    assert_eq!(frame["event"]["sequence"], 4, "{frame}");
+    assert_eq!(next_frame(&mut later).await.expect("ready")["replayed"], 1);
+
+    // Another user's stream from the beginning holds none of ada's events.
+    let mut bobs = open_stream(&stack, &bob.api_key, "?after_sequence=0")
+        .await
+        .expect("stream opens");
+    assert_eq!(
+        next_frame(&mut bobs).await.expect("ready"),
+        json!({"type": "ready", "replayed": 0})
+    );
+
+    let last_id = {
+        let (_, events) = client.get("/v1/events?limit=1", Some(&ada.api_key)).await;
+        events["data"][0]["id"].as_str().expect("an event").to_owned()
+    };
+    for query in [
+        "?after_sequence=-1".to_owned(),
+        "?after_sequence=abc".to_owned(),
+        "?after_sequence=99999999999999999999".to_owned(),
+        format!("?after_sequence=0&last_event_id={last_id}"),
+    ] {
+        let (status, body) = refused(open_stream(&stack, &ada.api_key, &query).await);
+        assert_eq!(status, 400, "{query}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -6,28 +6,12 @@ use std::time::{Duration, Instant};
 
 use futures::SinkExt;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use stack::testing::TestStack;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::support::{Client, Developer, RedisRelay, closed_with, next_frame, open_stream};
-
-/// The HTTP status and error code of a refused upgrade.
-fn refused(result: Result<crate::support::Socket, WsError>) -> (u16, Value) {
-    match result {
-        Err(WsError::Http(response)) => {
-            let body = response
-                .body()
-                .as_deref()
-                .and_then(|bytes| serde_json::from_slice(bytes).ok())
-                .unwrap_or(Value::Null);
-            (response.status().as_u16(), body)
-        }
-        Ok(_) => panic!("the upgrade was accepted"),
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-    }
-}
+use crate::support::{Client, Developer, RedisRelay, closed_with, next_frame, open_stream, refused};
 
 async fn ready(stack: &TestStack, key: &str, query: &str) -> crate::support::Socket {
     let mut socket = open_stream(stack, key, query).await.expect("stream opens");

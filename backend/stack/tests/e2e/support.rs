@@ -111,6 +111,22 @@ pub async fn open_stream(
         .map(|(socket, _)| socket)
 }
 
+/// The HTTP status and error code of a refused upgrade.
+pub fn refused(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> (u16, Value) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_deref()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or(Value::Null);
+            (response.status().as_u16(), body)
+        }
+        Ok(_) => panic!("the upgrade was accepted"),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
 /// The next JSON frame, answering pings and skipping other control frames.
 pub async fn next_frame(socket: &mut Socket) -> Option<Value> {
     loop {
