@@ -10,6 +10,7 @@ pub mod domain;
 mod error;
 mod posting;
 mod routes;
+pub mod soak;
 mod state;
 
 use platform::health::{self, Readiness};

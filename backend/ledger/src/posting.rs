@@ -102,6 +102,16 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
                 attempt += 1;
             }
             Err(e) if is_retryable(&e) => return Err(LedgerError::Contention(e)),
+            // Twin requests under one reference can pass the reference check at
+            // the same instant; the loser then meets the winner's reversal on
+            // the one-reversal index. Its reference is recorded by now: it is a
+            // replay, not a second reversal.
+            Err(e) if is_violation_of(&e, "transactions_reverses_key") => {
+                return match load_by_reference(db, &new.poster, new.reference.as_str()).await? {
+                    Some(stored) => replay(stored, &new),
+                    None => Err(refusal(db, e, &new).await),
+                };
+            }
             Err(e) => return Err(refusal(db, e, &new).await),
         }
     };
@@ -129,11 +139,22 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
         }));
     }
     let stored = load(db, &row.txn_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    replay(stored, &new)
+}
+
+/// The answer to a request whose reference is already recorded.
+fn replay(stored: Stored, new: &NewTransaction) -> Result<Posted, LedgerError> {
     if stored.request == new.request {
         Ok(Posted::Replayed(stored.transaction))
     } else {
         Err(LedgerError::ReferenceReused(new.reference.as_str().to_owned()))
     }
+}
+
+fn is_violation_of(error: &sqlx::Error, constraint: &str) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
 /// Failures worth another attempt: serialization failures and deadlocks,

@@ -350,3 +350,80 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
     assert_eq!(ledger.balance(&ada, &second).await, -10);
     assert_books_consistent(&pool).await;
 }
+
+/// Requests to reverse one transaction under the same reference, sent at the
+/// same moment, make one reversal, and every other request answers it (200).
+/// They used to race past the reference check together, and the losers met
+/// the winner on the one-reversal-per-transaction index instead: 409
+/// `already_reversed` for what was a retry. A held table lock lines them up
+/// so that they start their insert at the same instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
+    const ROUNDS: usize = 20;
+    const TWINS: usize = 4;
+    let ledger = Arc::new(TestLedger::start().await);
+    let ada = user("usr_ada");
+    let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
+    let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
+    let pool = ledger.sql().await;
+    for round in 0..ROUNDS {
+        let (status, original) = ledger
+            .transfer(&ada, &format!("sale-{round}"), &cash, &sales, 100)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{original}");
+        let path = format!(
+            "/v1/ledger/transactions/{}/reverse",
+            original["id"].as_str().expect("id")
+        );
+        let mut blocker = pool.begin().await.expect("begin");
+        sqlx::query("LOCK TABLE transactions IN SHARE MODE")
+            .execute(&mut *blocker)
+            .await
+            .expect("hold back inserts");
+        let twins: Vec<_> = (0..TWINS)
+            .map(|_| {
+                let (ledger, ada, path) = (ledger.clone(), ada.clone(), path.clone());
+                tokio::spawn(async move { ledger.post(&path, &ada, json!({})).await })
+            })
+            .collect();
+        let lined_up = platform::testing::eventually(std::time::Duration::from_secs(10), || {
+            let pool = pool.clone();
+            async move {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                (waiting >= TWINS as i64).then_some(())
+            }
+        })
+        .await;
+        assert!(
+            lined_up.is_some(),
+            "the reversals never waited for the table lock"
+        );
+        blocker.commit().await.expect("release");
+
+        let mut answers = Vec::new();
+        for twin in twins {
+            answers.push(twin.await.expect("task"));
+        }
+        let created: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::CREATED)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(created.len(), 1, "round {round}: {answers:?}");
+        for (status, body) in &answers {
+            assert!(
+                *status == StatusCode::CREATED || *status == StatusCode::OK,
+                "round {round}: {status} {body}"
+            );
+            assert_eq!(body, created[0], "round {round}");
+        }
+    }
+    assert_eq!(ledger.balance(&ada, &cash).await, 0);
+    assert_books_consistent(&pool).await;
+}

@@ -9,4 +9,5 @@ mod database_rules;
 mod helpers;
 mod payments;
 mod properties;
+mod soak;
 mod transactions;
