@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, header};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,13 @@ pub struct Server {
 /// requests in flight finish.
 pub fn spawn(listener: TcpListener, router: Router, shutdown: CancellationToken) -> io::Result<Server> {
     let local_addr = listener.local_addr()?;
+    // Small writes (a WebSocket frame, a short JSON answer) leave at once
+    // instead of waiting for Nagle's algorithm to gather them.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
