@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use platform::internal_token::{Caller, HEADER, InternalTokens};
-use serde_json::{Value, json};
 use stack::testing::TestStack;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const UPSTREAM_PATH: &str = "/v1/webhooks/secret";
 
@@ -35,9 +32,9 @@ async fn main() -> anyhow::Result<()> {
         c.bcrypt_cost = 10;
     })
     .await;
-    let http = reqwest::Client::new();
     let gateway = stack.gateway_url();
-    let developer = developer(&http, &gateway).await?;
+    let api = client::Client::new(&gateway)?;
+    let developer = developer(&api).await?;
     let auth = format!("http://{}", stack.stack.auth);
 
     // nginx and the direct run present a fixed internal token, as the
@@ -99,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!("# Confirm -> event frame on a connected stream, {events} payments, one at a time");
-    let stream_latencies = confirm_to_frame(&stack, &http, &developer, events).await?;
+    let stream_latencies = confirm_to_frame(&api, &developer, events).await?;
     let redis_latencies = redis_round_trips(&stack, events).await?;
     println!("{:<30} {:>10} {:>10}", "path", "p50 ms", "p99 ms");
     for (name, mut samples) in [
@@ -122,34 +119,17 @@ struct Developer {
     api_key: String,
 }
 
-async fn post_json(
-    http: &reqwest::Client,
-    url: String,
-    bearer: Option<&str>,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let mut request = http.post(url).json(body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    Ok(request.send().await?.error_for_status()?.json().await?)
-}
-
-async fn developer(http: &reqwest::Client, gateway: &str) -> anyhow::Result<Developer> {
-    let credentials = json!({"email": "bench@example.com", "password": "benchmark password"});
-    let user = post_json(http, format!("{gateway}/auth/register"), None, &credentials).await?;
-    let login = post_json(http, format!("{gateway}/auth/login"), None, &credentials).await?;
-    let token = login["access_token"].as_str().context("no access token")?;
-    let key = post_json(
-        http,
-        format!("{gateway}/auth/api-keys"),
-        Some(token),
-        &json!({"name": "bench"}),
-    )
-    .await?;
+async fn developer(api: &client::Client) -> anyhow::Result<Developer> {
+    let credentials = contract::auth::Credentials {
+        email: "bench@example.com".into(),
+        password: "benchmark password".into(),
+    };
+    let user = api.register(&credentials).await?.value;
+    let session = api.login(&credentials).await?.value;
+    let key = api.create_api_key(&session.access_token, "bench").await?.value;
     Ok(Developer {
-        user_id: user["id"].as_str().context("no user id")?.to_owned(),
-        api_key: key["key"].as_str().context("no key")?.to_owned(),
+        user_id: user.id,
+        api_key: key.key,
     })
 }
 
@@ -199,9 +179,16 @@ fn duration_ms(text: &str) -> anyhow::Result<f64> {
     Ok(number.parse::<f64>()? * factor)
 }
 
+/// nginx for the comparison: a master and its workers, all of which must be
+/// gone when the benchmark ends, however it ends.
 struct Nginx {
     child: Child,
+    config: PathBuf,
+    work: PathBuf,
 }
+
+/// How long nginx's graceful quit may take before its processes are killed.
+const NGINX_QUIT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Nginx {
     fn start(work: &Path, port: u16, upstream_port: u16, internal_token: &str) -> anyhow::Result<Self> {
@@ -233,25 +220,68 @@ http {{
             ),
         )?;
         let child = Command::new("nginx")
-            .args([
-                "-p",
-                &work.display().to_string(),
-                "-c",
-                &config.display().to_string(),
-                "-g",
-                "daemon off;",
-            ])
+            .args(Self::args(work, &config))
+            .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("nginx is needed: apt-get install nginx-light")?;
-        Ok(Self { child })
+        Ok(Self {
+            child,
+            config,
+            work: work.to_owned(),
+        })
     }
 
+    fn args(work: &Path, config: &Path) -> [String; 4] {
+        [
+            "-p".into(),
+            work.display().to_string(),
+            "-c".into(),
+            config.display().to_string(),
+        ]
+    }
+
+    /// Stops nginx with its own quit signal, which lets the master wait for
+    /// its workers; killing only the master (what `Child::kill` does) would
+    /// leave the workers listening. Whatever has not ended by the deadline is
+    /// killed, workers first.
     fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let workers = self.workers();
+        let _ = Command::new("nginx")
+            .args(Self::args(&self.work, &self.config))
+            .args(["-s", "quit"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + NGINX_QUIT_DEADLINE;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) && !workers.iter().any(|pid| alive(*pid)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in &workers {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The master's worker processes, as Linux lists its children.
+    fn workers(&self) -> Vec<u32> {
+        let pid = self.child.id();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Drop for Nginx {
@@ -276,48 +306,37 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
 }
 
 async fn confirm_to_frame(
-    stack: &TestStack,
-    http: &reqwest::Client,
+    api: &client::Client,
     developer: &Developer,
     count: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let gateway = stack.gateway_url();
-    let mut request = format!(
-        "ws://{}/v1/events/stream?types=payment.succeeded",
-        stack.stack.gateway
-    )
-    .into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {}", developer.api_key).parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let options = client::StreamOptions {
+        types: vec![contract::events::EventType::PaymentSucceeded],
+        ..Default::default()
+    };
+    let mut stream = api.open_stream(&developer.api_key, &options).await?;
+    let order = contract::payments::CreatePaymentRequest {
+        amount: 1000,
+        currency: "usd".into(),
+        description: None,
+        metadata: None,
+        customer_email: None,
+    };
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
-        let payment = post_json(
-            http,
-            format!("{gateway}/v1/payments"),
-            Some(&developer.api_key),
-            &json!({"amount": 1000, "currency": "usd"}),
-        )
-        .await?;
-        let id = payment["id"].as_str().context("no payment id")?.to_owned();
+        let payment = api.create_payment(&developer.api_key, &order, None).await?.value;
         let started = Instant::now();
-        http.post(format!("{gateway}/v1/payments/{id}/confirm"))
-            .bearer_auth(&developer.api_key)
-            .json(&json!({"payment_method": "pm_card_visa"}))
-            .send()
-            .await?
-            .error_for_status()?;
+        api.confirm_payment(&developer.api_key, &payment.id, "pm_card_visa", None)
+            .await?;
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            let frame = tokio::time::timeout(Duration::from_secs(10), stream.next())
                 .await
                 .context("no event frame within 10 s")?
                 .context("the stream closed")??;
-            if let Message::Text(text) = message {
-                let frame: Value = serde_json::from_str(&text)?;
-                if frame["event"]["data"]["object"]["id"] == id.as_str() {
-                    break;
-                }
+            if let client::Frame::Event { event, .. } = frame
+                && event.data.object["id"] == payment.id.as_str()
+            {
+                break;
             }
         }
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -13,13 +13,13 @@ use crate::support::{Client, code, metric_value, metrics_text};
 /// the gateway on 127.0.0.1).
 fn from(stack: &TestStack, address: &str) -> Client {
     let address: IpAddr = address.parse().expect("an address");
-    Client {
-        base: stack.gateway_url(),
-        http: reqwest::Client::builder()
+    Client::with_http(
+        stack.gateway_url(),
+        reqwest::Client::builder()
             .local_address(address)
             .build()
             .expect("a client"),
-    }
+    )
 }
 
 /// Waits for the next window when less than `needed` of this one is left,

@@ -18,13 +18,13 @@ async fn a_login_lockout_holds_per_client_address_as_the_gateway_sees_it() {
     })
     .await;
     let attacker = Client::new(&stack);
-    let owner = Client {
-        base: stack.gateway_url(),
-        http: reqwest::Client::builder()
+    let owner = Client::with_http(
+        stack.gateway_url(),
+        reqwest::Client::builder()
             .local_address(IpAddr::from([127, 0, 0, 2]))
             .build()
             .expect("a client bound to 127.0.0.2"),
-    };
+    );
     let right = json!({"email": "ada@example.com", "password": PASSWORD});
     let wrong = json!({"email": "ada@example.com", "password": "not the password"});
     let (status, _) = owner.post("/auth/register", None, right.clone()).await;

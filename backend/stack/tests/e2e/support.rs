@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use stack::testing::TestStack;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -19,9 +19,13 @@ pub struct Developer {
     pub key_id: String,
 }
 
+/// Raw requests to the gateway, answering status and JSON body: these tests
+/// send what the typed client (`client::Client`, used for setting a user up)
+/// never would, and check every status and error code it answers.
 pub struct Client {
     pub base: String,
     pub http: reqwest::Client,
+    pub typed: client::Client,
 }
 
 impl Client {
@@ -30,10 +34,13 @@ impl Client {
     }
 
     pub fn at(base: String) -> Self {
-        Self {
-            base,
-            http: reqwest::Client::new(),
-        }
+        Self::with_http(base, reqwest::Client::new())
+    }
+
+    /// Raw requests through `http` (bound to another local address, say).
+    pub fn with_http(base: String, http: reqwest::Client) -> Self {
+        let typed = client::Client::new(&base).expect("a valid gateway URL");
+        Self { base, http, typed }
     }
 
     pub async fn send(
@@ -68,22 +75,25 @@ impl Client {
     }
 
     /// Registers, logs in and creates an API key, all through the gateway.
+    /// Registers `email`, logs in and creates an API key, as `micro login` does.
     pub async fn developer(&self, email: &str) -> Developer {
-        let credentials = json!({"email": email, "password": PASSWORD});
-        let (status, user) = self.post("/auth/register", None, credentials.clone()).await;
-        assert_eq!(status, StatusCode::CREATED, "{user}");
-        let (status, login) = self.post("/auth/login", None, credentials).await;
-        assert_eq!(status, StatusCode::OK, "{login}");
-        let access_token = login["access_token"].as_str().expect("access token").to_owned();
-        let (status, key) = self
-            .post("/auth/api-keys", Some(&access_token), json!({"name": "test"}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{key}");
+        let credentials = contract::auth::Credentials {
+            email: email.to_owned(),
+            password: PASSWORD.to_owned(),
+        };
+        let user = self.typed.register(&credentials).await.expect("registers").value;
+        let session = self.typed.login(&credentials).await.expect("logs in").value;
+        let key = self
+            .typed
+            .create_api_key(&session.access_token, "test")
+            .await
+            .expect("creates an API key")
+            .value;
         Developer {
-            user_id: user["id"].as_str().expect("id").to_owned(),
-            access_token,
-            api_key: key["key"].as_str().expect("key").to_owned(),
-            key_id: key["id"].as_str().expect("id").to_owned(),
+            user_id: user.id,
+            access_token: session.access_token,
+            api_key: key.key,
+            key_id: key.id,
         }
     }
 }
