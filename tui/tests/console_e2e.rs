@@ -118,27 +118,26 @@ async fn receiver() -> (String, Received) {
     (format!("http://{addr}/webhook"), received)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn log_in_pay_see_the_event_and_replay_it() {
-    if Command::new("tmux")
+fn tmux_missing() -> bool {
+    let missing = Command::new("tmux")
         .arg("-V")
         .output()
-        .map_or(true, |o| !o.status.success())
-    {
+        .map_or(true, |o| !o.status.success());
+    if missing {
         println!("skipped: tmux is not installed (apt-get install tmux)");
-        return;
     }
-    let stack = TestStack::start().await;
-    let (target, received) = receiver().await;
-    let config = tempfile::tempdir().expect("tempdir");
+    missing
+}
+
+/// `micro` in a detached tmux session of its own, talking to `gateway`.
+fn console(gateway: &str, config: &tempfile::TempDir, name: &str) -> Tmux {
     let tmux = Tmux {
-        socket: format!("micro-e2e-{}", std::process::id()),
+        socket: format!("micro-e2e-{name}-{}", std::process::id()),
     };
     let binary = env!("CARGO_BIN_EXE_micro");
     let command = format!(
-        "env MICRO_CONFIG_DIR={} MICRO_KEYRING=file TERM=xterm-256color {binary} --gateway {}",
+        "env MICRO_CONFIG_DIR={} MICRO_KEYRING=file TERM=xterm-256color {binary} --gateway {gateway}",
         config.path().display(),
-        stack.gateway_url()
     );
     let status = tmux
         .cmd()
@@ -156,20 +155,37 @@ async fn log_in_pay_see_the_event_and_replay_it() {
         .status()
         .expect("tmux new-session");
     assert!(status.success());
+    tmux
+}
+
+/// Creates an account in the login form and waits for the live stream.
+fn register(tmux: &Tmux, email: &str) {
+    tmux.wait_for("micro · log in");
+    tmux.keys(&["C-n"]);
+    tmux.wait_for("create an account");
+    tmux.text(email);
+    tmux.keys(&["Tab"]);
+    tmux.text("correct-horse-battery");
+    tmux.keys(&["Enter"]);
+    // The file store is refused without opting in: the console explains and offers it.
+    tmux.wait_for("keyring unavailable");
+    tmux.text("f");
+    tmux.wait_for("● live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn log_in_pay_see_the_event_and_replay_it() {
+    if tmux_missing() {
+        return;
+    }
+    let stack = TestStack::start().await;
+    let (target, received) = receiver().await;
+    let config = tempfile::tempdir().expect("tempdir");
+    let tmux = console(&stack.gateway_url(), &config, "pay");
 
     // Tmux runs the blocking polls on this thread; the stack runs on the others.
     let run = tokio::task::spawn_blocking(move || {
-        tmux.wait_for("micro · log in");
-        tmux.keys(&["C-n"]);
-        tmux.wait_for("create an account");
-        tmux.text("dev@example.com");
-        tmux.keys(&["Tab"]);
-        tmux.text("correct-horse-battery");
-        tmux.keys(&["Enter"]);
-        // The file store is refused without opting in: the console explains and offers it.
-        tmux.wait_for("keyring unavailable");
-        tmux.text("f");
-        tmux.wait_for("● live");
+        register(&tmux, "dev@example.com");
 
         tmux.text("f");
         tmux.wait_for("forward to URL");
@@ -224,4 +240,77 @@ async fn log_in_pay_see_the_event_and_replay_it() {
         ids.iter().filter(|id| **id == replayed).count() >= 2,
         "the event was forwarded and then replayed: {ids:?}"
     );
+}
+
+/// The gateway goes away under a live console and comes back on the same
+/// address: the status line says so, and the stream resumes by itself with
+/// the events made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_says_when_the_gateway_is_gone_and_recovers_by_itself() {
+    if tmux_missing() {
+        return;
+    }
+    let stack = TestStack::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let gateway = gateway::build(&stack.stack.config, listener, shutdown.clone())
+        .await
+        .expect("a gateway starts");
+    let config = tempfile::tempdir().expect("tempdir");
+    let tmux = Arc::new(console(&format!("http://127.0.0.1:{port}"), &config, "offline"));
+
+    let session = tmux.clone();
+    tokio::task::spawn_blocking(move || register(&session, "away@example.com"))
+        .await
+        .expect("registered");
+    shutdown.cancel();
+    let _ = tokio::time::timeout(DEADLINE, gateway.task).await;
+    let session = tmux.clone();
+    tokio::task::spawn_blocking(move || session.wait_for("↻ reconnecting"))
+        .await
+        .expect("the console says it is reconnecting");
+
+    // A payment while the console cannot see the platform.
+    let api = client::Client::new(&stack.gateway_url()).expect("client");
+    let credentials = contract::auth::Credentials {
+        email: "away@example.com".into(),
+        password: "correct-horse-battery".into(),
+    };
+    let session_tokens = api.login(&credentials).await.expect("logs in").value;
+    let key = api
+        .create_api_key(&session_tokens.access_token, "test")
+        .await
+        .expect("a key")
+        .value;
+    let order = contract::payments::CreatePaymentRequest {
+        amount: 4200,
+        currency: "usd".into(),
+        description: None,
+        metadata: None,
+        customer_email: None,
+    };
+    let payment = api
+        .create_payment(&key.key, &order, None)
+        .await
+        .expect("pays")
+        .value;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the same port again");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _gateway = gateway::build(&stack.stack.config, listener, shutdown.clone())
+        .await
+        .expect("the gateway starts again");
+    let session = tmux.clone();
+    let screen = tokio::task::spawn_blocking(move || {
+        session.wait("live again with the payment made meanwhile", |s| {
+            s.contains("● live") && s.contains("payment.created")
+        })
+    })
+    .await
+    .expect("the console recovers");
+    assert!(!screen.contains("↻ reconnecting"), "{screen}");
+    shutdown.cancel();
 }
