@@ -70,10 +70,9 @@ pub fn render(state: &State, form: &LoginForm, frame: &mut Frame, area: Rect) {
     } else {
         "ctrl-n create an account instead"
     };
-    lines.push(Line::from(
-        format!(" enter next/submit · tab switch field · {switch}").dim(),
-    ));
-    lines.push(Line::from(" ctrl-c quit".dim()));
+    // Two short lines rather than one that wraps without its margin.
+    lines.push(Line::from(" enter next/submit · tab switch field".dim()));
+    lines.push(Line::from(format!(" {switch} · ctrl-c quit").dim()));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
