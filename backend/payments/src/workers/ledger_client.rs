@@ -9,7 +9,7 @@ use platform::internal_token::{Caller, HEADER, InternalTokens, Service};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
+pub enum PostingCallError {
     #[error("the ledger is unreachable")]
     Unreachable(#[source] reqwest::Error),
     #[error("the ledger refused the posting with {status}: {body}")]
@@ -21,7 +21,7 @@ pub enum LedgerError {
     BadAnswer(#[source] reqwest::Error),
 }
 
-impl LedgerError {
+impl PostingCallError {
     /// The ledger understood the posting and will not take it as sent: a
     /// 4xx other than a timeout or a rate limit. Retrying the same body
     /// cannot help, so such a posting is dead-lettered after a few tries.
@@ -64,7 +64,7 @@ impl LedgerClient {
 
     /// Posts once; the ledger answers the same transaction for a reference it
     /// already recorded, so retrying after any failure cannot post twice.
-    pub async fn post(&self, posting: &PaymentPosting) -> Result<String, LedgerError> {
+    pub async fn post(&self, posting: &PaymentPosting) -> Result<String, PostingCallError> {
         let token = self.tokens.mint(&Caller::Service(Service::Payments));
         let response = self
             .http
@@ -73,7 +73,7 @@ impl LedgerClient {
             .json(posting)
             .send()
             .await
-            .map_err(LedgerError::Unreachable)?;
+            .map_err(PostingCallError::Unreachable)?;
         let status = response.status();
         if !status.is_success() {
             let body: String = response
@@ -83,9 +83,9 @@ impl LedgerClient {
                 .chars()
                 .take(500)
                 .collect();
-            return Err(LedgerError::Refused { status, body });
+            return Err(PostingCallError::Refused { status, body });
         }
-        let posted: Transaction = response.json().await.map_err(LedgerError::BadAnswer)?;
+        let posted: Transaction = response.json().await.map_err(PostingCallError::BadAnswer)?;
         Ok(posted.id)
     }
 }

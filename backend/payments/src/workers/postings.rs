@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use contract::internal::{PaymentPosting, PaymentPostingKind};
 use platform::error::error_chain;
 
-use super::ledger_client::{LedgerClient, LedgerError};
+use super::ledger_client::{LedgerClient, PostingCallError};
 use super::{Backoff, pause, sleep};
 use crate::state::Wakeups;
 
@@ -101,7 +101,10 @@ struct Round {
     posted: usize,
 }
 
-async fn post_one<'a>(ledger: &LedgerClient, posting: &'a Due) -> (&'a Due, Result<String, LedgerError>) {
+async fn post_one<'a>(
+    ledger: &LedgerClient,
+    posting: &'a Due,
+) -> (&'a Due, Result<String, PostingCallError>) {
     (posting, ledger.post(&posting.body()).await)
 }
 
