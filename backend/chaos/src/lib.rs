@@ -4,5 +4,15 @@
 //! checked. See docs/reliability.md, "Fault injection".
 
 pub mod check;
+pub mod cluster;
+pub mod db;
+pub mod faults;
+pub mod listeners;
+pub mod load;
 pub mod receiver;
 pub mod relay;
+pub mod report;
+pub mod run;
+
+pub use faults::{Fault, Settings};
+pub use run::{Options, run};
