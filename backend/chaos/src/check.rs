@@ -280,6 +280,8 @@ pub struct RequestCheck {
     pub unavailable: usize,
     /// Refused, broken and timed-out connections inside the outage window.
     pub connection_errors: usize,
+    /// The longest a request waited for its answer (or its failure).
+    pub slowest: Duration,
     pub unexpected: Vec<String>,
 }
 
@@ -300,6 +302,7 @@ pub fn check_requests(sent: &[Sent], outage: Range<Duration>) -> RequestCheck {
         ..RequestCheck::default()
     };
     for request in sent {
+        check.slowest = check.slowest.max(request.ended.saturating_sub(request.started));
         let inside = request.started < outage.end && request.ended >= outage.start;
         let fine = match &request.answer {
             Answer::Status(status, _) if *status < 400 => true,
@@ -586,6 +589,7 @@ mod tests {
             (check.sent, check.unavailable, check.connection_errors),
             (6, 1, 3)
         );
+        assert_eq!(check.slowest, Duration::from_millis(100));
 
         let requests = vec![
             sent(12, Answer::Status(502, Some("bad_gateway".into()))),

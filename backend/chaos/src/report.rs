@@ -70,19 +70,21 @@ pub fn table(reports: &[PhaseReport]) -> String {
         "fault",
         "requests sent",
         "503 / conn. errors",
+        "slowest answer",
         "events expected / received / duplicated",
         "postings expected / made",
         "recovery",
         "drain",
         "result",
     ];
-    let rows: Vec<[String; 8]> = reports
+    let rows: Vec<[String; 9]> = reports
         .iter()
         .map(|r| {
             [
                 r.fault.name().to_owned(),
                 r.requests.sent.to_string(),
                 format!("{} / {}", r.requests.unavailable, r.requests.connection_errors),
+                seconds(r.requests.slowest),
                 format!(
                     "{} / {} / {}",
                     r.events.expected, r.events.received, r.events.duplicated
@@ -147,6 +149,7 @@ mod tests {
                 sent: 120,
                 unavailable: 3,
                 connection_errors: 4,
+                slowest: Duration::from_millis(1200),
                 unexpected: Vec::new(),
             },
             events: EventCheck {
@@ -189,6 +192,7 @@ mod tests {
             lines[2].contains("1.50 s") && lines[2].contains("3 / 4"),
             "{table}"
         );
+        assert!(lines[2].contains("1.20 s"), "{table}");
         assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{table}");
         assert_eq!(
             reports[1].violations(),
