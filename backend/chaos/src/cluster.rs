@@ -542,7 +542,8 @@ fn loopback(port: u16) -> SocketAddr {
 
 impl Platform {
     /// Starts PostgreSQL and Redis, then the services in the order they
-    /// need each other, each one ready before the next.
+    /// need each other, each one ready before the next. What was started is
+    /// stopped again if the rest fails.
     pub async fn start(
         root: &Path,
         logs: &Path,
@@ -550,7 +551,39 @@ impl Platform {
         deadline: Duration,
     ) -> anyhow::Result<Self> {
         let mut postgres = Postgres::create(root, logs).await?;
-        let mut redis = Redis::create(root, logs)?;
+        let mut redis = match Redis::create(root, logs) {
+            Ok(redis) => redis,
+            Err(e) => {
+                let _ = postgres.stop().await;
+                return Err(e);
+            }
+        };
+        match Self::start_services(&mut postgres, &mut redis, logs, binaries, deadline).await {
+            Ok((relay, [auth, payments, ledger, gateway_0, gateway_1])) => Ok(Self {
+                postgres,
+                redis,
+                relay,
+                auth,
+                payments,
+                ledger,
+                gateways: [gateway_0, gateway_1],
+            }),
+            Err(e) => {
+                let _ = redis.stop().await;
+                let _ = postgres.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The relay and auth, payments, ledger and both gateways, all ready.
+    async fn start_services(
+        postgres: &mut Postgres,
+        redis: &mut Redis,
+        logs: &Path,
+        binaries: &Binaries,
+        deadline: Duration,
+    ) -> anyhow::Result<(Relay, [Service; 5])> {
         postgres.wait_ready(deadline).await?;
         redis.wait_ready(deadline).await?;
         let relay = Relay::start(redis.addr())
@@ -639,15 +672,8 @@ impl Platform {
         }
         let [g0, g1] = &mut gateways;
         wait_ready(&http, &mut [g0, g1], deadline).await?;
-        Ok(Self {
-            postgres,
-            redis,
-            relay,
-            auth,
-            payments,
-            ledger,
-            gateways,
-        })
+        let [gateway_0, gateway_1] = gateways;
+        Ok((relay, [auth, payments, ledger, gateway_0, gateway_1]))
     }
 
     pub fn services(&mut self) -> [&mut Service; 5] {

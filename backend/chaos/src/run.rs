@@ -110,6 +110,63 @@ async fn run_in(options: &Options, binaries: &Binaries, root: &Path, logs: &Path
     Ok(passed)
 }
 
+/// Everything around the platform: the receiver, the owners with a
+/// listener each, and the connections the checks read the databases with.
+struct Clients {
+    receiver: Receiver,
+    owners: Vec<Owner>,
+    listeners: Vec<Listener>,
+    payments_db: PgPool,
+    ledger_db: PgPool,
+}
+
+impl Clients {
+    async fn start(
+        settings: &Settings,
+        platform: &Platform,
+        binaries: &Binaries,
+        clock: Instant,
+        root: &Path,
+        logs: &Path,
+    ) -> anyhow::Result<Self> {
+        let receiver = Receiver::start(clock)
+            .await
+            .context("starting the webhook receiver")?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut owners = Vec::new();
+        for index in 0..settings.owners {
+            let gateway = platform.gateways[index % 2].url();
+            owners.push(load::register(&http, &gateway, index, &run_id[..8]).await?);
+        }
+        let mut listeners = Vec::new();
+        for owner in &owners {
+            let gateway = owner.index % 2;
+            listeners.push(
+                Listener::start(
+                    &binaries.path("micro"),
+                    owner,
+                    (gateway, &platform.gateways[gateway].url()),
+                    &receiver.url(owner.index),
+                    &root.join(format!("micro-{}", owner.index)),
+                    logs.join(format!("listen-{}.log", owner.index)),
+                    settings.ready_deadline,
+                )
+                .await?,
+            );
+        }
+        Ok(Self {
+            payments_db: db::pool(&platform.postgres.url("micro_payments")).await?,
+            ledger_db: db::pool(&platform.postgres.url("micro_ledger")).await?,
+            receiver,
+            owners,
+            listeners,
+        })
+    }
+}
+
 /// What the checks after a phase found.
 struct Judged {
     events: check::EventCheck,
@@ -145,7 +202,7 @@ impl Run {
         logs: &Path,
     ) -> anyhow::Result<Self> {
         let clock = Instant::now();
-        let platform = Platform::start(root, logs, binaries, settings.ready_deadline).await?;
+        let mut platform = Platform::start(root, logs, binaries, settings.ready_deadline).await?;
         println!(
             "micro-chaos: platform ready in {:.1} s (postgres :{}, redis :{}, relay {}, gateways {} and {})",
             clock.elapsed().as_secs_f64(),
@@ -155,50 +212,28 @@ impl Run {
             platform.gateways[0].addr,
             platform.gateways[1].addr
         );
-        let receiver = Receiver::start(clock)
-            .await
-            .context("starting the webhook receiver")?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        let run_id = uuid::Uuid::new_v4().simple().to_string();
-        let mut owners = Vec::new();
-        for index in 0..settings.owners {
-            let gateway = platform.gateways[index % 2].url();
-            owners.push(load::register(&http, &gateway, index, &run_id[..8]).await?);
-        }
-        let mut listeners = Vec::new();
-        for owner in &owners {
-            let gateway = owner.index % 2;
-            listeners.push(
-                Listener::start(
-                    &binaries.path("micro"),
-                    owner,
-                    (gateway, &platform.gateways[gateway].url()),
-                    &receiver.url(owner.index),
-                    &root.join(format!("micro-{}", owner.index)),
-                    logs.join(format!("listen-{}.log", owner.index)),
-                    settings.ready_deadline,
-                )
-                .await?,
-            );
-        }
-        let payments_db = db::pool(&platform.postgres.url("micro_payments")).await?;
-        let ledger_db = db::pool(&platform.postgres.url("micro_ledger")).await?;
+        let clients = Clients::start(&settings, &platform, binaries, clock, root, logs).await;
+        let clients = match clients {
+            Ok(clients) => clients,
+            Err(e) => {
+                platform.stop().await;
+                return Err(e);
+            }
+        };
         println!(
             "micro-chaos: {} owners registered, a listener each (owners 0, 2, .. on gateway 0; 1, 3, .. on gateway 1)",
-            owners.len()
+            clients.owners.len()
         );
         Ok(Self {
-            failed_deliveries: vec![0; listeners.len()],
+            failed_deliveries: vec![0; clients.listeners.len()],
             settings,
             clock,
             platform,
-            receiver,
-            owners: Arc::new(owners),
-            listeners,
-            payments_db,
-            ledger_db,
+            receiver: clients.receiver,
+            owners: Arc::new(clients.owners),
+            listeners: clients.listeners,
+            payments_db: clients.payments_db,
+            ledger_db: clients.ledger_db,
             readiness: cluster::readiness_client()?,
             known: HashMap::new(),
             judged_events: HashSet::new(),
