@@ -61,11 +61,18 @@ pub async fn to_ledger(State(state): State<AppState>, req: Request) -> Response 
     forward(&state, Upstream::Ledger, req).await.into_response()
 }
 
+/// A call to a service that got no whole answer. Refused, or reset or
+/// closed before the answer ended, is a service that is down or restarting
+/// (a killed process closes its connections mid-request): 503, which the
+/// client retries with its idempotency key, as it would a refused
+/// connection. (reqwest files a body cut short under "decode"; the gateway
+/// decodes nothing it relays.) Only what is none of these, a request that
+/// could not even be built, is a bad gateway.
 pub fn upstream_error(upstream: &'static str, error: &reqwest::Error) -> GatewayError {
     tracing::warn!(upstream, error = %error, "upstream call failed");
     if error.is_timeout() {
         GatewayError::UpstreamTimeout(upstream)
-    } else if error.is_connect() {
+    } else if error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
         GatewayError::UpstreamUnavailable(upstream)
     } else {
         GatewayError::BadGateway(upstream)
@@ -135,4 +142,69 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
     builder
         .body(Body::from(bytes))
         .map_err(|_| GatewayError::BadGateway(upstream.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An upstream that takes one request, reads its head, writes `answer`
+    /// and closes the connection, as a process killed mid-request does.
+    async fn dying_upstream(answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = [0u8; 1024];
+                let _ = socket.read(&mut head).await;
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        format!("http://{addr}/v1/payments")
+    }
+
+    fn status(error: GatewayError) -> StatusCode {
+        error.into_response().status()
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_dies_mid_request_is_unavailable_not_a_bad_gateway() {
+        let http = reqwest::Client::new();
+        let url = dying_upstream(b"").await;
+        let error = http.post(&url).body("{}").send().await.expect_err("no answer");
+        let mapped = upstream_error("payments", &error);
+        assert!(
+            matches!(mapped, GatewayError::UpstreamUnavailable("payments")),
+            "{mapped:?}"
+        );
+        assert_eq!(status(mapped), StatusCode::SERVICE_UNAVAILABLE);
+
+        // Dead halfway through its answer.
+        let url = dying_upstream(b"HTTP/1.1 201 Created\r\ncontent-length: 100\r\n\r\n{\"id\":").await;
+        let response = http.post(&url).body("{}").send().await.expect("a head");
+        let error = response.bytes().await.expect_err("not the whole body");
+        assert_eq!(
+            status(upstream_error("payments", &error)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+
+        // Down: nobody listens on the port.
+        let closed = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind")
+            .local_addr()
+            .expect("address");
+        let error = http
+            .post(format!("http://{closed}/v1/payments"))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            status(upstream_error("payments", &error)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }

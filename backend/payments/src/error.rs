@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
 use contract::payments::{PaymentStatus, codes};
-use platform::error::{ApiError, internal_error};
+use platform::error::{ApiError, database_error, internal_error};
 
 use crate::domain::{
     AmountError, DescriptionError, EmailError, IdempotencyKeyError, MetadataError, UnknownPaymentMethod,
@@ -120,7 +120,7 @@ impl PaymentsError {
             Self::IdempotencyKeyReused { .. } => {
                 idempotency(StatusCode::UNPROCESSABLE_ENTITY, codes::IDEMPOTENCY_KEY_REUSED)
             }
-            Self::Database(e) => internal_error("payments database", e),
+            Self::Database(e) => database_error("payments database", e),
             Self::Serialise(e) => internal_error("serialising a response", e),
         }
     }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -947,6 +948,103 @@ async fn a_server_error_is_not_kept_as_the_answer() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (_, list) = payments.get(&owner, "/v1/payments").await;
     assert_eq!(list["data"], json!([created]));
+}
+
+/// A TCP link to PostgreSQL that can be cut (every connection closed, new
+/// ones refused) and restored on the same port, as a database restart
+/// looks from the service.
+struct DatabaseLink {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl DatabaseLink {
+    async fn start() -> Self {
+        let admin = sqlx::postgres::PgConnectOptions::from_str(&platform::testing::admin_url())
+            .expect("TEST_DATABASE_URL is a valid URL");
+        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
+            .await
+            .expect("the database's address")
+            .next()
+            .expect("an address");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        Self {
+            addr,
+            upstream,
+            relay: Some(tokio::spawn(relay(listener, upstream))),
+        }
+    }
+
+    /// `url` with its host and port replaced by this link's.
+    fn url(&self, url: &str) -> String {
+        use sqlx::ConnectOptions;
+        sqlx::postgres::PgConnectOptions::from_str(url)
+            .expect("a database URL")
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .to_url_lossy()
+            .to_string()
+    }
+
+    fn cut(&mut self) {
+        // Aborting the relay drops its listener and every connection it holds.
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
+        self.relay = Some(tokio::spawn(relay(listener, self.upstream)));
+    }
+}
+
+async fn relay(listener: TcpListener, upstream: SocketAddr) {
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut client, _)) = listener.accept().await {
+        connections.spawn(async move {
+            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_and_the_same_key_succeeds_afterwards() {
+    let mut link = DatabaseLink::start().await;
+    let payments = TestPayments::start_with(|config| {
+        config.payments_database_url = link.url(&config.payments_database_url);
+    })
+    .await;
+    let owner = new_owner();
+    payments.create(&owner, 100, "usd").await;
+
+    link.cut();
+    let body = json!({"amount": 800, "currency": "usd"});
+    let (status, answer) = payments
+        .post_with_key(&owner, "/v1/payments", body.clone(), Some("through-the-outage"))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(code(&answer), "database_unavailable");
+
+    link.restore().await;
+    let created = eventually(DEADLINE, || {
+        let body = body.clone();
+        let payments = &payments;
+        let owner = &owner;
+        async move {
+            let (status, created) = payments
+                .post_with_key(owner, "/v1/payments", body, Some("through-the-outage"))
+                .await;
+            (status == StatusCode::CREATED).then_some(created)
+        }
+    })
+    .await
+    .expect("created once the database is back");
+    assert_eq!(created["amount"], 800);
 }
 
 #[tokio::test]

@@ -111,6 +111,20 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()
     Ok(())
 }
 
+/// True when the database could not be reached or went away: refused,
+/// reset, shut down or restarting (SQLSTATE class 08, 57P01-57P03), or no
+/// connection free within the pool's timeout. Nothing is wrong with the
+/// request; sent again later, it may well succeed.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
 /// True when a database error is the unique violation of `constraint`.
 pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
     error

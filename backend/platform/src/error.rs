@@ -102,6 +102,22 @@ pub fn internal_error(context: &str, error: &(dyn std::error::Error + 'static)) 
     ApiError::internal()
 }
 
+/// A database error as a client sees it: a database that is down or
+/// restarting is 503 `database_unavailable`, to be retried (a POST with the
+/// same `Idempotency-Key`); anything else is the bare 500. The cause is
+/// logged either way.
+pub fn database_error(context: &str, error: &sqlx::Error) -> ApiError {
+    if crate::db::is_unavailable(error) {
+        tracing::error!(error = %error_chain(error), "{context} is unavailable");
+        ApiError::unavailable(
+            "database_unavailable",
+            "the service's database is not available right now; retry shortly",
+        )
+    } else {
+        internal_error(context, error)
+    }
+}
+
 /// `axum::Json`, with its rejections in our error body.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -253,5 +269,25 @@ mod nul_tests {
         );
         assert!(!has_escaped_nul(br#"{"a":"u0000 \u0001"}"#));
         assert!(!has_escaped_nul(b""));
+    }
+}
+
+#[cfg(test)]
+mod database_error_tests {
+    use axum::http::StatusCode;
+
+    use super::database_error;
+
+    #[test]
+    fn an_unreachable_database_is_503_and_anything_else_500() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        for unavailable in [refused, sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let error = database_error("test database", &unavailable);
+            assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE, "{unavailable}");
+            assert_eq!(error.body.error.code, "database_unavailable");
+        }
+        let error = database_error("test database", &sqlx::Error::RowNotFound);
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.body.error.code, "internal_error");
     }
 }
