@@ -47,8 +47,17 @@ pub fn set(account: &str, secret: &[u8]) -> Result<(), StoreError> {
 }
 
 pub fn delete(account: &str) -> Result<(), StoreError> {
-    match ring()?.search(&description(account)) {
-        Ok(key) => key.invalidate().map_err(failed),
+    let ring = ring()?;
+    match ring.search(&description(account)) {
+        // Unlinked first, so that no later search (a new login under the same
+        // name, say) meets the dead key before the kernel collects it.
+        Ok(key) => {
+            ring.unlink_key(key).map_err(failed)?;
+            match key.invalidate() {
+                Ok(()) | Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked) => Ok(()),
+                Err(e) => Err(failed(e)),
+            }
+        }
         Err(KeyError::KeyDoesNotExist) => Ok(()),
         Err(e) => Err(failed(e)),
     }
