@@ -498,7 +498,8 @@ impl Run {
         let backlog = db::backlog(&self.payments_db).await?;
         if backlog.unposted > 0 {
             notes.push(format!(
-                "{} postings made in the ledger but not yet marked posted in payments' outbox (a lease to expire)",
+                "{} postings in the ledger still unmarked in payments' outbox: leased by a worker that \
+                 lost its answer to a kill or a database restart, they are marked once the lease expires",
                 backlog.unposted
             ));
         }
