@@ -127,6 +127,9 @@ pub struct Settings {
     /// From the end of a fault to every owner's fresh event delivered.
     pub recovery_deadline: Duration,
     /// From the end of the load to every event delivered and posting made.
+    /// Longer than payments' posting lease (60 s): a posting claimed by a
+    /// worker killed before it reached the ledger is sent again only once
+    /// that lease has expired.
     pub drain_deadline: Duration,
     /// How long a load client retries one request before giving it up.
     pub retry_for: Duration,
@@ -165,7 +168,7 @@ impl Settings {
             stall: Duration::from_secs(6),
             ready_deadline: Duration::from_secs(60),
             recovery_deadline: Duration::from_secs(60),
-            drain_deadline: Duration::from_secs(45),
+            drain_deadline: Duration::from_secs(75),
             retry_for: Duration::from_secs(60),
         }
     }

@@ -56,13 +56,13 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     let started = Instant::now();
     let outcome = run_in(&options, &binaries, dir.path(), &logs).await;
     let passed = matches!(outcome, Ok(true));
-    match &outcome {
-        Ok(_) => println!(
+    // An error is printed by main, as every binary's is.
+    if outcome.is_ok() {
+        println!(
             "micro-chaos: {} in {:.0} s",
             if passed { "passed" } else { "FAILED" },
             started.elapsed().as_secs_f64()
-        ),
-        Err(e) => eprintln!("micro-chaos: could not complete the run: {e:#}"),
+        );
     }
     if passed && !options.keep_logs {
         drop(dir);
@@ -498,7 +498,8 @@ impl Run {
         let backlog = db::backlog(&self.payments_db).await?;
         if backlog.unposted > 0 {
             notes.push(format!(
-                "{} postings made in the ledger but not yet marked posted in payments' outbox (a lease to expire)",
+                "{} postings in the ledger still unmarked in payments' outbox: leased by a worker that \
+                 lost its answer to a kill or a database restart, they are marked once the lease expires",
                 backlog.unposted
             ));
         }
