@@ -253,25 +253,25 @@ impl Postgres {
 
     pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
         use sqlx::Connection;
-        let until = Instant::now() + deadline;
-        loop {
-            if let Ok(connection) = sqlx::PgConnection::connect(&self.url("postgres")).await {
-                let _ = connection.close().await;
-                return Ok(());
+        let url = self.url("postgres");
+        let accepts = || async {
+            match sqlx::PgConnection::connect(&url).await {
+                Ok(connection) => {
+                    let _ = connection.close().await;
+                    true
+                }
+                Err(_) => false,
             }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!("postgres exited ({status}):\n{}", tail(&self.log, 15));
-            }
-            if Instant::now() >= until {
-                bail!(
-                    "postgres did not accept connections within {deadline:?}:\n{}",
-                    tail(&self.log, 15)
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        };
+        wait_for_server(
+            "postgres",
+            "accept connections",
+            &mut self.child,
+            &self.log,
+            deadline,
+            accepts,
+        )
+        .await
     }
 }
 
@@ -331,24 +331,47 @@ impl Redis {
     }
 
     pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + deadline;
-        loop {
-            if ping(self.addr()).await {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!("redis-server exited ({status}):\n{}", tail(&self.log, 15));
-            }
-            if Instant::now() >= until {
-                bail!(
-                    "redis did not answer PING within {deadline:?}:\n{}",
-                    tail(&self.log, 15)
-                );
-            }
-            tokio::time::sleep(POLL).await;
+        let addr = self.addr();
+        wait_for_server(
+            "redis",
+            "answer PING",
+            &mut self.child,
+            &self.log,
+            deadline,
+            || ping(addr),
+        )
+        .await
+    }
+}
+
+/// Polls `ready` until it holds, failing early with the end of the log when
+/// the server's process exits, or at the deadline.
+async fn wait_for_server<Ready, Probe>(
+    name: &str,
+    what: &str,
+    child: &mut Option<Child>,
+    log: &Path,
+    deadline: Duration,
+    ready: Ready,
+) -> anyhow::Result<()>
+where
+    Ready: Fn() -> Probe,
+    Probe: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if ready().await {
+            return Ok(());
         }
+        if let Some(child) = child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            bail!("{name} exited ({status}):\n{}", tail(log, 15));
+        }
+        if Instant::now() >= until {
+            bail!("{name} did not {what} within {deadline:?}:\n{}", tail(log, 15));
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

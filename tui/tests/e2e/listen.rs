@@ -46,13 +46,13 @@ async fn live(updates: &mut UnboundedReceiver<ListenUpdate>) {
     .await;
 }
 
-/// A listener through the test stack's gateway, once its stream is live.
+/// A listener through `client`'s gateway, once its stream is live.
 async fn listening(
-    env: &Env,
+    client: &Client,
     api_key: &str,
     options: ListenOptions,
 ) -> (listen::ListenHandle, UnboundedReceiver<ListenUpdate>) {
-    let (handle, mut updates) = listen::start(env.client.clone(), api_key.to_owned(), options)
+    let (handle, mut updates) = listen::start(client.clone(), api_key.to_owned(), options)
         .await
         .expect("starts");
     live(&mut updates).await;
@@ -199,7 +199,7 @@ async fn filters_pass_only_the_chosen_types() {
     let mut receiver = Receiver::start().await;
     let mut options = options(&receiver.url);
     options.types = vec![EventType::PaymentSucceeded, EventType::PaymentCanceled];
-    let (handle, _updates) = listening(&env, &ada.api_key, options).await;
+    let (handle, _updates) = listening(&env.client, &ada.api_key, options).await;
     for kind in EventType::ALL {
         trigger(&env.client, &ada.api_key, kind).await;
     }
@@ -228,7 +228,7 @@ async fn failed_deliveries_are_retried_with_backoff_and_every_attempt_reported()
     let mut receiver = Receiver::answering(vec![500, 503]).await;
     let mut options = options(&receiver.url);
     options.retries = 2;
-    let (handle, mut updates) = listening(&env, &ada.api_key, options).await;
+    let (handle, mut updates) = listening(&env.client, &ada.api_key, options).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentCreated).await;
     let mut reports = Vec::new();
     while reports.len() < 3 {
@@ -270,7 +270,7 @@ async fn a_target_that_is_down_is_reported_per_event_and_the_listener_goes_on() 
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let down = closed_port_url().await;
-    let (handle, mut updates) = listening(&env, &ada.api_key, options(&down)).await;
+    let (handle, mut updates) = listening(&env.client, &ada.api_key, options(&down)).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentSucceeded).await;
     for _ in 0..2 {
         let report = next_matching(&mut updates, |u| match u {
@@ -295,7 +295,7 @@ async fn paused_events_queue_and_go_out_in_order_and_replays_are_signed_anew() {
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let mut receiver = Receiver::start().await;
-    let (handle, mut updates) = listening(&env, &ada.api_key, options(&receiver.url)).await;
+    let (handle, mut updates) = listening(&env.client, &ada.api_key, options(&receiver.url)).await;
     handle.pause();
     trigger(&env.client, &ada.api_key, EventType::PaymentSucceeded).await;
     // Both events are received while paused, and queued.
@@ -335,7 +335,7 @@ async fn resent_events_are_delivered_and_marked() {
     let env = Env::start().await;
     let ada = developer(&env.client, "ada@example.com").await;
     let mut receiver = Receiver::start().await;
-    let (handle, mut updates) = listening(&env, &ada.api_key, options(&receiver.url)).await;
+    let (handle, mut updates) = listening(&env.client, &ada.api_key, options(&receiver.url)).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentCreated).await;
     let original = receiver.next().await;
     env.client
@@ -393,7 +393,7 @@ async fn since_back_fills_what_was_missed() {
     // Offline: two more events. `--since last` starts after the last one processed.
     trigger(&env.client, &ada.api_key, EventType::PaymentCanceled).await;
     options.since = Since::Last;
-    let (handle, _updates) = listening(&env, &ada.api_key, options).await;
+    let (handle, _updates) = listening(&env.client, &ada.api_key, options).await;
     let kinds = [
         receiver.next().await.event().kind,
         receiver.next().await.event().kind,
@@ -448,10 +448,7 @@ async fn events_made_before_the_first_one_arrives_survive_a_reconnect() {
     let mut own = OwnGateway::start(&env, 0).await;
     let mut receiver = Receiver::start().await;
     let via_own = Client::new(&own.url()).expect("client");
-    let (handle, mut updates) = listen::start(via_own, ada.api_key.clone(), options(&receiver.url))
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&via_own, &ada.api_key, options(&receiver.url)).await;
     own.stop().await;
     next_matching(&mut updates, |u| match u {
         ListenUpdate::Stream(StreamState::Reconnecting { .. }) => Some(()),
@@ -478,10 +475,7 @@ async fn a_gateway_restart_mid_stream_loses_nothing_and_repeats_nothing() {
     let mut own = OwnGateway::start(&env, 0).await;
     let mut receiver = Receiver::start().await;
     let via_own = Client::new(&own.url()).expect("client");
-    let (handle, mut updates) = listen::start(via_own, ada.api_key.clone(), options(&receiver.url))
-        .await
-        .expect("starts");
-    live(&mut updates).await;
+    let (handle, mut updates) = listening(&via_own, &ada.api_key, options(&receiver.url)).await;
     trigger(&env.client, &ada.api_key, EventType::PaymentSucceeded).await;
 
     own.stop().await;

@@ -114,6 +114,16 @@ struct Leg {
     amount: i64,
 }
 
+/// The legs of a reversal: each leg of the original on the other side.
+fn mirrored(legs: &[Leg]) -> Vec<Leg> {
+    legs.iter()
+        .map(|leg| Leg {
+            direction: leg.direction.opposite(),
+            ..leg.clone()
+        })
+        .collect()
+}
+
 /// What an answer must be.
 #[derive(Debug, Clone)]
 enum Expect {
@@ -435,13 +445,7 @@ impl Client {
         reference: &str,
         answer: &Value,
     ) {
-        let mirrored: Vec<Leg> = legs
-            .iter()
-            .map(|leg| Leg {
-                direction: leg.direction.opposite(),
-                ..leg.clone()
-            })
-            .collect();
+        let mirrored = mirrored(legs);
         self.accept(answer, reference, &mirrored, Some(original));
         self.outcome.stats.reversals_created += 1;
         self.last_reversal = Some(id_of(answer).to_owned());
@@ -454,13 +458,7 @@ impl Client {
     }
 
     fn mirror_expectation(&self, legs: &[Leg]) -> Expect {
-        let mirrored: Vec<Leg> = legs
-            .iter()
-            .map(|leg| Leg {
-                direction: leg.direction.opposite(),
-                ..leg.clone()
-            })
-            .collect();
+        let mirrored = mirrored(legs);
         self.expect_new(&mirrored)
     }
 

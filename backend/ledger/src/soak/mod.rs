@@ -22,7 +22,7 @@ use platform::internal_token::{Caller, InternalTokens};
 use serde_json::json;
 use sqlx::PgPool;
 
-pub use checks::Check;
+pub use checks::{Check, book_checks};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoakConfig {

@@ -318,21 +318,10 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
         tokio::spawn(async move { ledger.transfer(&ada, "victim", &first, &second, 10).await })
     };
     // Wait until the posting holds `first` and waits for `second`...
-    let waiting = platform::testing::eventually(std::time::Duration::from_secs(10), || {
-        let pool = pool.clone();
-        async move {
-            let waiters: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&pool)
-            .await
-            .ok()?;
-            (waiters > 0).then_some(())
-        }
-    })
-    .await;
-    assert!(waiting.is_some(), "the posting never waited for the held lock");
+    assert!(
+        sessions_wait_for_locks(&pool, 1).await,
+        "the posting never waited for the held lock"
+    );
     // ...then close the cycle. PostgreSQL aborts the posting, which waited first.
     sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
         .bind(&first)
@@ -386,22 +375,8 @@ async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
                 tokio::spawn(async move { ledger.post(&path, &ada, json!({})).await })
             })
             .collect();
-        let lined_up = platform::testing::eventually(std::time::Duration::from_secs(10), || {
-            let pool = pool.clone();
-            async move {
-                let waiting: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                )
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-                (waiting >= TWINS as i64).then_some(())
-            }
-        })
-        .await;
         assert!(
-            lined_up.is_some(),
+            sessions_wait_for_locks(&pool, TWINS).await,
             "the reversals never waited for the table lock"
         );
         blocker.commit().await.expect("release");
@@ -426,4 +401,24 @@ async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
     }
     assert_eq!(ledger.balance(&ada, &cash).await, 0);
     assert_books_consistent(&pool).await;
+}
+
+/// Whether at least `count` sessions of this database come to wait for a
+/// lock within 10 s: how a test knows its requests are queued behind one.
+async fn sessions_wait_for_locks(pool: &sqlx::PgPool, count: usize) -> bool {
+    platform::testing::eventually(std::time::Duration::from_secs(10), || {
+        let pool = pool.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (waiting >= count as i64).then_some(())
+        }
+    })
+    .await
+    .is_some()
 }

@@ -142,65 +142,17 @@ pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
-/// Checks the books from the database itself: every account's balance and
-/// entry count equal what its entries say, its statement runs without a gap,
-/// and debits equal credits per currency.
+/// Checks the books from the database itself (the soak's checks): every
+/// account's balance and entry count equal what its entries say, its
+/// statement runs without a gap, and debits equal credits per currency.
 pub async fn assert_books_consistent(pool: &PgPool) {
-    let mismatched: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT b.account_id, b.balance, coalesce(s.sum, 0)::BIGINT, b.entry_count, coalesce(s.n, 0)
-         FROM account_balances b LEFT JOIN (
-             SELECT e.account_id,
-                    sum(CASE WHEN (acc.type IN ('asset', 'expense')) = (e.direction = 'debit')
-                             THEN e.amount ELSE -e.amount END) AS sum,
-                    count(*) AS n
-             FROM entries e JOIN accounts acc ON acc.id = e.account_id GROUP BY e.account_id
-         ) s ON s.account_id = b.account_id
-         WHERE b.balance <> coalesce(s.sum, 0) OR b.entry_count <> coalesce(s.n, 0)",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("compare balances with entries");
-    assert!(
-        mismatched.is_empty(),
-        "balances differ from their entries: {mismatched:?}"
-    );
-    let without_balance: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM accounts a LEFT JOIN account_balances b ON b.account_id = a.id
-         WHERE b.account_id IS NULL",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("accounts without balances");
-    assert_eq!(without_balance, 0);
-
-    let broken_statements: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT account_id, entry_number FROM (
-             SELECT account_id, entry_number, balance_after,
-                    lag(balance_after, 1, 0::BIGINT) OVER w AS before,
-                    row_number() OVER w AS expected_number,
-                    CASE WHEN (a.type IN ('asset', 'expense')) = (e.direction = 'debit')
-                         THEN e.amount ELSE -e.amount END AS change
-             FROM entries e JOIN accounts a ON a.id = e.account_id
-             WINDOW w AS (PARTITION BY e.account_id ORDER BY e.entry_number)
-         ) s WHERE balance_after <> before + change OR entry_number <> expected_number",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("walk the statements");
-    assert!(
-        broken_statements.is_empty(),
-        "running balances break at {broken_statements:?}"
-    );
-
-    let unbalanced: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT currency, sum(CASE direction WHEN 'debit' THEN amount ELSE -amount END)::BIGINT
-         FROM entries GROUP BY currency
-         HAVING sum(CASE direction WHEN 'debit' THEN amount ELSE -amount END) <> 0",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("trial balance");
-    assert!(unbalanced.is_empty(), "debits and credits differ: {unbalanced:?}");
+    let failed: Vec<_> = ledger::soak::book_checks(pool)
+        .await
+        .expect("read the books")
+        .into_iter()
+        .filter(|check| !check.passed())
+        .collect();
+    assert!(failed.is_empty(), "the books break: {failed:#?}");
 }
 
 /// Every line of the trial balance has equal debits and credits.
