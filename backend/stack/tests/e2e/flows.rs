@@ -112,10 +112,19 @@ async fn a_stream_resumes_after_a_sequence_when_no_event_was_seen() {
         "?after_sequence=-1".to_owned(),
         "?after_sequence=abc".to_owned(),
         "?after_sequence=99999999999999999999".to_owned(),
+        "?after_sequence=".to_owned(),
+        "?after_sequence=1e3".to_owned(),
+        "?after_sequence=%200".to_owned(),
+        "?after_sequence=0&after_sequence=1".to_owned(),
         format!("?after_sequence=0&last_event_id={last_id}"),
     ] {
         let (status, body) = refused(open_stream(&stack, &ada.api_key, &query).await);
         assert_eq!(status, 400, "{query}: {body}");
+    }
+    // Only an API key opens a stream, whatever it resumes from.
+    for credential in [ada.access_token.as_str(), ""] {
+        let (status, body) = refused(open_stream(&stack, credential, "?after_sequence=0").await);
+        assert_eq!(status, 401, "{body}");
     }
 }
 
