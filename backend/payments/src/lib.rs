@@ -6,6 +6,7 @@
 
 mod domain;
 mod error;
+pub mod failpoints;
 mod idempotency;
 mod routes;
 mod state;
