@@ -1,0 +1,88 @@
+use platform::internal_token::{Caller, Service};
+use platform::session::SessionTokens;
+use platform::testing::{ServiceUnderTest, TestDatabase, config};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub struct TestAuth {
+    service: ServiceUnderTest,
+    pub sessions: SessionTokens,
+    pub config: platform::Config,
+    _db: TestDatabase,
+}
+
+impl std::ops::Deref for TestAuth {
+    type Target = ServiceUnderTest;
+    fn deref(&self) -> &ServiceUnderTest {
+        &self.service
+    }
+}
+
+impl TestAuth {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+        let mut config = config();
+        let db = TestDatabase::reserve("auth");
+        config.auth_database_url = db.url.clone();
+        adjust(&mut config);
+        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+            auth::build(&config, listener, shutdown)
+        })
+        .await;
+        Self {
+            service,
+            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
+            config,
+            _db: db,
+        }
+    }
+
+    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, caller, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, caller: &Caller) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, caller, None).await
+    }
+
+    pub async fn register(&self, email: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/auth/register",
+                &Caller::Anonymous,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().expect("an id").to_owned()
+    }
+
+    pub async fn create_key(&self, user: &Caller, name: &str) -> Value {
+        let (status, body) = self.post("/auth/api-keys", user, json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user signed in with a session, as on every `/auth` route.
+pub fn user(id: &str) -> Caller {
+    Caller::session(id)
+}
+
+/// The same user calling with an API key.
+pub fn with_key(id: &str) -> Caller {
+    Caller::api_key(id, "key_1")
+}
+
+pub fn gateway() -> Caller {
+    Caller::Service(Service::Gateway)
+}
+
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
