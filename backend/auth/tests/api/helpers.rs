@@ -1,19 +1,18 @@
 use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokens;
-use platform::testing::{ServiceUnderTest, TestDatabase, config};
+use platform::testing::{ServiceDatabase, TestService};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub struct TestAuth {
-    service: ServiceUnderTest,
+    service: TestService,
+    /// Checks the session tokens auth issues, as the gateway would.
     pub sessions: SessionTokens,
-    pub config: platform::Config,
-    _db: TestDatabase,
 }
 
 impl std::ops::Deref for TestAuth {
-    type Target = ServiceUnderTest;
-    fn deref(&self) -> &ServiceUnderTest {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
         &self.service
     }
 }
@@ -24,28 +23,9 @@ impl TestAuth {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
-        let mut config = config();
-        let db = TestDatabase::reserve("auth");
-        config.auth_database_url = db.url.clone();
-        adjust(&mut config);
-        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
-            auth::build(&config, listener, shutdown)
-        })
-        .await;
-        Self {
-            service,
-            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
-            config,
-            _db: db,
-        }
-    }
-
-    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, caller, Some(body)).await
-    }
-
-    pub async fn get(&self, path: &str, caller: &Caller) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, caller, None).await
+        let service = TestService::start(ServiceDatabase::Auth, adjust, auth::build).await;
+        let sessions = SessionTokens::new(&service.config.jwt_secret, service.config.access_token_ttl);
+        Self { service, sessions }
     }
 
     pub async fn register(&self, email: &str) -> String {

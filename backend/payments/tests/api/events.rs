@@ -126,10 +126,7 @@ async fn a_payment_run_emits_exactly_the_expected_events_in_order() {
         Caller::Service(Service::Ops),
     ];
     for caller in callers {
-        let (status, body) = payments
-            .service
-            .send(reqwest::Method::GET, &path, &caller, None)
-            .await;
+        let (status, body) = payments.send(reqwest::Method::GET, &path, &caller, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{caller:?}: {body}");
         assert_eq!(code(&body), "caller_not_allowed", "{caller:?}");
     }

@@ -1,28 +1,24 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use platform::internal_token::{Caller, Service};
-use platform::testing::{ServiceUnderTest, TestDatabase, config, unique_suffix};
+use platform::testing::{ServiceDatabase, TestService, config, unique_suffix};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct TestPayments {
-    pub service: ServiceUnderTest,
-    pub config: platform::Config,
-    pub db: Arc<TestDatabase>,
+    service: TestService,
 }
 
 impl std::ops::Deref for TestPayments {
-    type Target = ServiceUnderTest;
-    fn deref(&self) -> &ServiceUnderTest {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
         &self.service
     }
 }
@@ -36,25 +32,28 @@ impl TestPayments {
     /// `adjust` says otherwise the ledger is a closed port, so that postings
     /// never reach a ledger some other process runs on the default port.
     pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
-        let mut config = config();
-        let db = TestDatabase::reserve("payments");
-        config.payments_database_url = db.url.clone();
-        config.ledger_url = format!("http://{}", closed_port().await);
-        adjust(&mut config);
-        Self::start_on(config, Arc::new(db)).await
+        let ledger_url = format!("http://{}", closed_port().await);
+        let adjust = |config: &mut platform::Config| {
+            config.ledger_url = ledger_url;
+            adjust(config);
+        };
+        let service = TestService::start(ServiceDatabase::Payments, adjust, payments::build).await;
+        Self { service }
     }
 
-    pub async fn start_on(config: platform::Config, db: Arc<TestDatabase>) -> Self {
-        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
-            payments::build(&config, listener, shutdown)
-        })
-        .await;
-        Self { service, config, db }
+    /// Another process on the same database with `config`, as a replica or
+    /// a restart would be.
+    pub async fn instance(
+        config: platform::Config,
+        db: std::sync::Arc<platform::testing::TestDatabase>,
+    ) -> Self {
+        let service = TestService::instance(config, db, payments::build).await;
+        Self { service }
     }
 
     /// A second process on the same database, as a replica would be.
     pub async fn another_instance(&self) -> Self {
-        Self::start_on(self.config.clone(), self.db.clone()).await
+        Self::instance(self.config.clone(), self.db.clone()).await
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str, owner: &str) -> reqwest::RequestBuilder {
@@ -82,23 +81,15 @@ impl TestPayments {
     }
 
     pub async fn get(&self, owner: &str, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .request(reqwest::Method::GET, path, owner)
-            .send()
-            .await
-            .expect("payments answers");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.service.get(path, &user(owner)).await
     }
 
     /// The gateway's gap filler, asked for `owner`'s events.
     pub async fn since(&self, owner: &str, query: &str) -> (StatusCode, Value) {
         self.service
-            .send(
-                reqwest::Method::GET,
+            .get(
                 &format!("/internal/events/since?owner_id={owner}{query}"),
                 &Caller::Service(Service::Gateway),
-                None,
             )
             .await
     }
@@ -135,10 +126,6 @@ impl TestPayments {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
-
-    pub async fn pool(&self) -> PgPool {
-        self.db.pool().await
-    }
 }
 
 /// A user calling with an API key, as on every `/v1` route.
@@ -164,22 +151,12 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().expect("address")
 }
 
-/// The real ledger, in-process on its own database.
-pub struct TestLedger {
-    service: ServiceUnderTest,
-    _db: TestDatabase,
-}
+/// The real ledger, in-process on its own database, listening on `listener`.
+pub struct TestLedger(TestService);
 
 impl TestLedger {
-    pub async fn start(config: &platform::Config, listener: TcpListener) -> Self {
-        let mut config = config.clone();
-        let db = TestDatabase::reserve("ledger");
-        config.ledger_database_url = db.url.clone();
-        let service = ServiceUnderTest::spawn_on(&config, listener, |listener, shutdown| {
-            ledger::build(&config, listener, shutdown)
-        })
-        .await;
-        Self { service, _db: db }
+    pub async fn start(listener: TcpListener) -> Self {
+        Self(TestService::start_on(listener, ServiceDatabase::Ledger, |_| {}, ledger::build).await)
     }
 
     /// The trial balance as operators read it; anything else as payments.
@@ -189,39 +166,74 @@ impl TestLedger {
         } else {
             Caller::Service(Service::Payments)
         };
-        self.service.send(reqwest::Method::GET, path, &caller, None).await
+        self.0.get(path, &caller).await
     }
 }
 
-/// A TCP proxy in front of Redis that the test can cut and restore, since a
-/// shared Redis cannot be stopped: cutting it closes every connection through
-/// it and refuses new ones, which is what payments sees when Redis stops.
-pub struct RedisProxy {
+/// A TCP link to a shared server that the test can cut and restore on the
+/// same port, since the server itself cannot be stopped: cutting closes
+/// every connection through it and refuses new ones, which is what payments
+/// sees when Redis stops or PostgreSQL restarts.
+pub struct Link {
     pub addr: SocketAddr,
     upstream: SocketAddr,
-    task: Option<JoinHandle<()>>,
+    relay: Option<JoinHandle<()>>,
 }
 
-impl RedisProxy {
-    pub fn new(addr: SocketAddr) -> Self {
-        let url = config().redis_url;
-        let upstream = url
+impl Link {
+    /// A link to the test Redis, closed until `open`.
+    pub async fn to_redis() -> Self {
+        let upstream = config()
+            .redis_url
             .trim_start_matches("redis://")
             .split('/')
             .next()
             .and_then(|hostport| hostport.parse().ok())
             .expect("the test Redis URL is redis://host:port");
         Self {
-            addr,
+            addr: closed_port().await,
             upstream,
-            task: None,
+            relay: None,
         }
     }
 
+    /// An open link to the test PostgreSQL.
+    pub async fn to_postgres() -> Self {
+        let admin = sqlx::postgres::PgConnectOptions::from_str(&platform::testing::admin_url())
+            .expect("TEST_DATABASE_URL is a valid URL");
+        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
+            .await
+            .expect("the database's address")
+            .next()
+            .expect("an address");
+        let mut link = Self {
+            addr: closed_port().await,
+            upstream,
+            relay: None,
+        };
+        link.open().await;
+        link
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// `url` with its host and port replaced by this link's.
+    pub fn postgres_url(&self, url: &str) -> String {
+        use sqlx::ConnectOptions;
+        sqlx::postgres::PgConnectOptions::from_str(url)
+            .expect("a database URL")
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .to_url_lossy()
+            .to_string()
+    }
+
     pub async fn open(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("rebind the proxy port");
+        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
         let upstream = self.upstream;
-        self.task = Some(tokio::spawn(async move {
+        self.relay = Some(tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut client, _)) = listener.accept().await {
                 connections.spawn(async move {
@@ -235,9 +247,10 @@ impl RedisProxy {
 
     /// Stops listening and drops every open connection.
     pub async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
+        // Aborting the relay drops its listener and every connection it holds.
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+            let _ = relay.await;
         }
     }
 }
@@ -297,67 +310,5 @@ impl EventTap {
             }
             out.push(serde_json::from_str(&payload).expect("a published event"));
         }
-    }
-}
-
-/// A TCP link to PostgreSQL that can be cut (every connection closed, new
-/// ones refused) and restored on the same port, as a database restart
-/// looks from the service.
-pub struct DatabaseLink {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    relay: Option<JoinHandle<()>>,
-}
-
-impl DatabaseLink {
-    pub async fn start() -> Self {
-        let admin = sqlx::postgres::PgConnectOptions::from_str(&platform::testing::admin_url())
-            .expect("TEST_DATABASE_URL is a valid URL");
-        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
-            .await
-            .expect("the database's address")
-            .next()
-            .expect("an address");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        Self {
-            addr,
-            upstream,
-            relay: Some(tokio::spawn(relay(listener, upstream))),
-        }
-    }
-
-    /// `url` with its host and port replaced by this link's.
-    pub fn url(&self, url: &str) -> String {
-        use sqlx::ConnectOptions;
-        sqlx::postgres::PgConnectOptions::from_str(url)
-            .expect("a database URL")
-            .host("127.0.0.1")
-            .port(self.addr.port())
-            .to_url_lossy()
-            .to_string()
-    }
-
-    pub fn cut(&mut self) {
-        // Aborting the relay drops its listener and every connection it holds.
-        if let Some(relay) = self.relay.take() {
-            relay.abort();
-        }
-    }
-
-    pub async fn restore(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
-        self.relay = Some(tokio::spawn(relay(listener, self.upstream)));
-    }
-}
-
-async fn relay(listener: TcpListener, upstream: SocketAddr) {
-    let mut connections = tokio::task::JoinSet::new();
-    while let Ok((mut client, _)) = listener.accept().await {
-        connections.spawn(async move {
-            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-        });
     }
 }

@@ -5,7 +5,7 @@ use platform::testing::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{DEADLINE, DatabaseLink, TestPayments, code, id, new_owner};
+use crate::helpers::{DEADLINE, Link, TestPayments, code, id, new_owner};
 
 #[tokio::test]
 async fn a_hundred_concurrent_creates_with_one_key_make_one_payment() {
@@ -216,15 +216,15 @@ async fn a_server_error_is_not_kept_as_the_answer() {
 
 #[tokio::test]
 async fn a_database_outage_is_503_and_the_same_key_succeeds_afterwards() {
-    let mut link = DatabaseLink::start().await;
+    let mut link = Link::to_postgres().await;
     let payments = TestPayments::start_with(|config| {
-        config.payments_database_url = link.url(&config.payments_database_url);
+        config.payments_database_url = link.postgres_url(&config.payments_database_url);
     })
     .await;
     let owner = new_owner();
     payments.create(&owner, 100, "usd").await;
 
-    link.cut();
+    link.cut().await;
     let body = json!({"amount": 800, "currency": "usd"});
     let (status, answer) = payments
         .post_with_key(&owner, "/v1/payments", body.clone(), Some("through-the-outage"))
@@ -232,7 +232,7 @@ async fn a_database_outage_is_503_and_the_same_key_succeeds_afterwards() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert_eq!(code(&answer), "database_unavailable");
 
-    link.restore().await;
+    link.open().await;
     let created = eventually(DEADLINE, || {
         let body = body.clone();
         let payments = &payments;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::helpers::{DEADLINE, EventTap, RedisProxy, TestPayments, closed_port, id, new_owner};
+use crate::helpers::{DEADLINE, EventTap, Link, TestPayments, id, new_owner};
 
 async fn unpublished(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
@@ -53,8 +53,8 @@ async fn assert_published_exactly_once(pool: &PgPool, messages: &[Value]) {
 /// is published exactly once and every owner's in order.
 #[tokio::test]
 async fn events_survive_redis_outages_and_are_published_exactly_once() {
-    let mut proxy = RedisProxy::new(closed_port().await);
-    let payments = TestPayments::start_with(|c| c.redis_url = format!("redis://{}", proxy.addr)).await;
+    let mut proxy = Link::to_redis().await;
+    let payments = TestPayments::start_with(|c| c.redis_url = proxy.redis_url()).await;
     let mut tap = EventTap::open(&payments.config).await;
     let pool = payments.pool().await;
     let owners = [new_owner(), new_owner()];
@@ -180,11 +180,6 @@ async fn an_undecodable_outbox_row_is_quarantined_and_the_rest_flows() {
     let (status, list) = payments.get(&owner, "/v1/events").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["data"].as_array().expect("data").len(), 4);
-    let metrics = reqwest::get(format!("{}/metrics", payments.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = payments.metrics_text().await;
     assert!(metrics.contains("payments_events_quarantined_total"), "{metrics}");
 }

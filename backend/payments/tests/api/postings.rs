@@ -60,7 +60,7 @@ async fn ledger_postings_survive_an_outage_and_land_exactly_once() {
     let listener = TcpListener::bind(ledger_addr)
         .await
         .expect("rebind the ledger port");
-    let ledger = TestLedger::start(&payments.config, listener).await;
+    let ledger = TestLedger::start(listener).await;
 
     for (owner, paid, amount) in &succeeded {
         let payment = eventually(DEADLINE, || async {
@@ -164,12 +164,12 @@ async fn fees_are_stamped_at_success_and_posted_as_stamped() {
     drop(payments);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let ledger_addr = listener.local_addr().expect("address");
-    let ledger = TestLedger::start(&config, listener).await;
+    let ledger = TestLedger::start(listener).await;
     let mut free = config.clone();
     free.fee_basis_points = 0;
     free.fee_fixed_cents = 0;
     free.ledger_url = format!("http://{ledger_addr}");
-    let payments = TestPayments::start_on(free, db).await;
+    let payments = TestPayments::instance(free, db).await;
 
     for (paid, amount, fee) in &stamped {
         let payment = eventually(DEADLINE, || async {
@@ -202,7 +202,7 @@ async fn a_refused_posting_is_dead_lettered_after_bounded_attempts() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let ledger_addr = listener.local_addr().expect("address");
     let payments = TestPayments::start_with(|c| c.ledger_url = format!("http://{ledger_addr}")).await;
-    let _ledger = TestLedger::start(&payments.config, listener).await;
+    let _ledger = TestLedger::start(listener).await;
     let pool = payments.pool().await;
 
     let odd_owner = format!("org_{}", unique_suffix());
@@ -236,12 +236,7 @@ async fn a_refused_posting_is_dead_lettered_after_bounded_attempts() {
     let (_, payment) = payments.get(&odd_owner, &format!("/v1/payments/{refused}")).await;
     assert_eq!(payment["ledger_transaction_id"], Value::Null);
 
-    let metrics = reqwest::get(format!("{}/metrics", payments.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = payments.metrics_text().await;
     assert!(
         metrics.contains("payments_postings_dead_lettered_total"),
         "{metrics}"
