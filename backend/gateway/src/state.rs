@@ -96,7 +96,12 @@ impl AppState {
             sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
-            limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
+            limiter: RateLimiter::new(
+                redis,
+                keys.clone(),
+                config.rate_limit_window,
+                config.clock.clone(),
+            ),
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,
