@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use platform::internal_token::Caller;
+use platform::testing::ManualClock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -42,9 +43,11 @@ async fn locks_an_account_after_repeated_failures() {
 
 #[tokio::test]
 async fn a_lockout_ends_with_its_window_and_success_resets_the_count() {
+    let clock = ManualClock::new();
     let auth = TestAuth::start_with(|c| {
         c.max_failed_logins = 2;
         c.login_lockout = Duration::from_secs(1);
+        c.clock = clock.clock();
     })
     .await;
     auth.register("ada@example.com").await;
@@ -59,12 +62,30 @@ async fn a_lockout_ends_with_its_window_and_success_resets_the_count() {
             .0,
         StatusCode::TOO_MANY_REQUESTS
     );
-    let unlocked = platform::testing::eventually(Duration::from_secs(5), || async {
-        let (status, _) = auth.post("/auth/login", &Caller::Anonymous, right.clone()).await;
-        (status == StatusCode::OK).then_some(())
-    })
-    .await;
-    assert!(unlocked.is_some(), "the lockout should end with its window");
+    clock.advance(auth.config.login_lockout - Duration::from_millis(1));
+    assert_eq!(
+        auth.post("/auth/login", &Caller::Anonymous, right.clone())
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the lockout holds to the end of its window"
+    );
+    clock.advance(Duration::from_millis(1));
+    let (status, body) = auth.post("/auth/login", &Caller::Anonymous, right.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the lockout should end with its window: {body}"
+    );
+    // Had the success not reset the count, the first of these would lock again.
+    for _ in 0..2 {
+        assert_eq!(
+            auth.post("/auth/login", &Caller::Anonymous, wrong.clone())
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 /// A login as the gateway forwards it from a client at `address`.
@@ -154,10 +175,12 @@ async fn a_lockout_from_one_address_does_not_stop_another() {
 
 #[tokio::test]
 async fn the_delay_doubles_with_each_failure_up_to_its_cap_and_success_resets_it() {
+    let clock = ManualClock::new();
     let auth = TestAuth::start_with(|c| {
         c.max_failed_logins = 2;
         c.login_lockout_base = Duration::from_secs(1);
         c.login_lockout = Duration::from_secs(3);
+        c.clock = clock.clock();
     })
     .await;
     auth.register("ada@example.com").await;
@@ -172,24 +195,24 @@ async fn the_delay_doubles_with_each_failure_up_to_its_cap_and_success_resets_it
     for _ in 0..3 {
         let (status, retry_after) = login_from(&auth, from, "wrong password!").await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        delays.push(retry_after.expect("a Retry-After"));
-        // A refused attempt costs nothing, so polling does not extend the lock.
-        let through = platform::testing::eventually(Duration::from_secs(6), || async {
-            let (status, _) = login_from(&auth, from, "wrong password!").await;
-            (status != StatusCode::TOO_MANY_REQUESTS).then_some(status)
-        })
-        .await;
-        assert_eq!(through, Some(StatusCode::UNAUTHORIZED));
+        let retry_after = retry_after.expect("a Retry-After");
+        delays.push(retry_after);
+        // A refused attempt costs nothing, so asking again does not extend the lock.
+        assert_eq!(
+            login_from(&auth, from, "wrong password!").await,
+            (StatusCode::TOO_MANY_REQUESTS, Some(retry_after))
+        );
+        clock.advance(Duration::from_secs(retry_after.unsigned_abs()));
+        assert_eq!(
+            login_from(&auth, from, "wrong password!").await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
     assert_eq!(delays, vec![1, 2, 3]);
 
-    let unlocked = platform::testing::eventually(Duration::from_secs(6), || async {
-        let (status, _) = login_from(&auth, from, PASSWORD).await;
-        (status == StatusCode::OK).then_some(())
-    })
-    .await;
-    assert!(
-        unlocked.is_some(),
+    assert_eq!(
+        login_from(&auth, from, PASSWORD).await.0,
+        StatusCode::OK,
         "the right password gets through once the lock passes"
     );
     // The success reset the count: the free attempts are back.
