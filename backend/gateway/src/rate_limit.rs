@@ -6,9 +6,10 @@
 //! Refusing all traffic because a counter store is down would turn a Redis
 //! outage into a platform outage; authentication does not depend on it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use platform::clock::Clock;
 use platform::redis::Keys;
 use redis::aio::ConnectionManager;
 
@@ -27,6 +28,7 @@ pub struct RateLimiter {
     redis: ConnectionManager,
     keys: Keys,
     window: Duration,
+    clock: Clock,
     script: std::sync::Arc<redis::Script>,
 }
 
@@ -59,11 +61,12 @@ impl Verdict {
 }
 
 impl RateLimiter {
-    pub fn new(redis: ConnectionManager, keys: Keys, window: Duration) -> Self {
+    pub fn new(redis: ConnectionManager, keys: Keys, window: Duration, clock: Clock) -> Self {
         Self {
             redis,
             keys,
             window: window.max(Duration::from_secs(1)),
+            clock,
             script: std::sync::Arc::new(redis::Script::new(SCRIPT)),
         }
     }
@@ -81,7 +84,9 @@ impl RateLimiter {
     }
 
     async fn count(&self, subject: &str, limit: u32, increment: bool) -> Option<Verdict> {
-        let now_ms = SystemTime::now()
+        let now_ms = self
+            .clock
+            .now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();

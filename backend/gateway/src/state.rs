@@ -99,7 +99,12 @@ impl AppState {
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
             verifying: Arc::default(),
-            limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
+            limiter: RateLimiter::new(
+                redis,
+                keys.clone(),
+                config.rate_limit_window,
+                config.clock.clone(),
+            ),
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,

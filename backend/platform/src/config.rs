@@ -79,6 +79,8 @@ pub struct Config {
     pub fee_fixed_cents: i64,
     pub log_format: LogFormat,
     pub gateway: GatewaySettings,
+    /// Where rate-limit windows and login lockouts read the time.
+    pub clock: crate::clock::Clock,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -209,6 +211,7 @@ impl Config {
             fee_fixed_cents: read(lookup, "FEE_FIXED_CENTS", 30)?,
             log_format,
             gateway: GatewaySettings::from_lookup(lookup)?,
+            clock: crate::clock::Clock::system(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! database and Redis setup, the HTTP stack, health checks, internal tokens
 //! and the test harness's fresh databases.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

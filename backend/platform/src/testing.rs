@@ -4,13 +4,18 @@
 
 use std::future::Future;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::Server;
 
 /// Where test databases are created; `TEST_DATABASE_URL` overrides it.
 pub fn admin_url() -> String {
@@ -127,50 +132,184 @@ where
     }
 }
 
-/// One service running in-process on an ephemeral port, with an HTTP client
-/// that signs each request with the internal token the gateway would send.
-/// Dropping it starts the service's graceful shutdown.
-pub struct ServiceUnderTest {
+/// A clock that stands still until the test moves it, so that a window or
+/// a lockout ends exactly when the test says and never in the middle of a
+/// burst. It starts at the real time, so that what it stamps looks like any
+/// other row, cut to the whole second, so that a whole number of seconds
+/// from it (a `Retry-After`) lands exactly on a window's end.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Self(Arc::new(Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(since_epoch),
+        )))
+    }
+
+    pub fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) += by;
+    }
+
+    /// The handle services read, for `Config::clock`.
+    pub fn clock(&self) -> Clock {
+        let this = self.clone();
+        Clock::from_fn(move || this.now())
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The services that keep a database of their own, and the setting that
+/// names each one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceDatabase {
+    Auth,
+    Payments,
+    Ledger,
+}
+
+impl ServiceDatabase {
+    pub const ALL: [Self; 3] = [Self::Auth, Self::Payments, Self::Ledger];
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Payments => "payments",
+            Self::Ledger => "ledger",
+        }
+    }
+
+    /// Reserves a fresh database for this service and points `config` at it.
+    pub fn reserve(self, config: &mut Config) -> TestDatabase {
+        let db = TestDatabase::reserve(self.name());
+        let setting = match self {
+            Self::Auth => &mut config.auth_database_url,
+            Self::Payments => &mut config.payments_database_url,
+            Self::Ledger => &mut config.ledger_database_url,
+        };
+        setting.clone_from(&db.url);
+        db
+    }
+}
+
+async fn ephemeral_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port")
+}
+
+/// One service running in-process on its own database and an ephemeral
+/// port, with an HTTP client that signs each request with the internal
+/// token the gateway would send. Dropping it starts the service's graceful
+/// shutdown; its database goes when the last instance on it has gone.
+pub struct TestService {
     pub base: String,
     pub http: reqwest::Client,
     pub tokens: crate::internal_token::InternalTokens,
-    shutdown: tokio_util::sync::CancellationToken,
+    /// What it runs with, to start another instance alike.
+    pub config: Config,
+    pub db: Arc<TestDatabase>,
+    shutdown: CancellationToken,
 }
 
-impl ServiceUnderTest {
-    /// Binds 127.0.0.1:0 and starts the service with `build`, as its binary would.
-    pub async fn spawn<Build, Running>(config: &Config, build: Build) -> Self
-    where
-        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
-        Running: Future<Output = anyhow::Result<crate::http::Server>>,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind an ephemeral port");
-        Self::spawn_on(config, listener, build).await
+impl TestService {
+    /// Starts the service with `build`, as its binary would, on a fresh
+    /// database and 127.0.0.1:0, with the test configuration after `adjust`.
+    pub async fn start(
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut Config),
+        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::start_on(ephemeral_port().await, service, adjust, build).await
     }
 
-    /// Starts the service on a listener the test bound itself, so that the
-    /// address can be known (or refused) before the service exists.
-    pub async fn spawn_on<Build, Running>(
-        config: &Config,
-        listener: tokio::net::TcpListener,
-        build: Build,
-    ) -> Self
-    where
-        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
-        Running: Future<Output = anyhow::Result<crate::http::Server>>,
-    {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let server = build(listener, shutdown.clone())
+    /// As `start`, on a listener the test bound itself, so that the address
+    /// can be known (or refused) before the service exists.
+    pub async fn start_on(
+        listener: TcpListener,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut Config),
+        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        let mut config = config();
+        let db = service.reserve(&mut config);
+        adjust(&mut config);
+        Self::serve(listener, config, Arc::new(db), build).await
+    }
+
+    /// Another instance on `db` with `config`, on 127.0.0.1:0, as a replica
+    /// or a restarted process would be.
+    pub async fn instance(
+        config: Config,
+        db: Arc<TestDatabase>,
+        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::serve(ephemeral_port().await, config, db, build).await
+    }
+
+    async fn serve(
+        listener: TcpListener,
+        config: Config,
+        db: Arc<TestDatabase>,
+        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        let shutdown = CancellationToken::new();
+        let server = build(&config, listener, shutdown.clone())
             .await
             .expect("the service starts");
         Self {
             base: format!("http://{}", server.local_addr),
             http: reqwest::Client::new(),
             tokens: crate::internal_token::InternalTokens::new(&config.internal_token_secret),
+            config,
+            db,
             shutdown,
         }
+    }
+
+    /// A pool of its own on the service's database, for speaking SQL directly.
+    pub async fn pool(&self) -> PgPool {
+        self.db.pool().await
+    }
+
+    /// The Prometheus text the service serves.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    pub async fn get(
+        &self,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, caller, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, caller, Some(body)).await
     }
 
     pub fn request(
@@ -217,7 +356,7 @@ impl ServiceUnderTest {
     }
 }
 
-impl Drop for ServiceUnderTest {
+impl Drop for TestService {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }

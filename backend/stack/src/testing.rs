@@ -2,7 +2,7 @@
 //! databases and its own Redis namespace, torn down when the test ends.
 
 use platform::Config;
-use platform::testing::TestDatabase;
+use platform::testing::{ServiceDatabase, TestDatabase};
 use tokio_util::sync::CancellationToken;
 
 use crate::Stack;
@@ -11,7 +11,7 @@ pub struct TestStack {
     pub stack: Stack,
     pub config: Config,
     shutdown: CancellationToken,
-    _databases: Vec<TestDatabase>,
+    _databases: [TestDatabase; 3],
 }
 
 impl TestStack {
@@ -22,14 +22,7 @@ impl TestStack {
     /// Starts with the test configuration after `adjust` has changed it.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = platform::testing::config();
-        let databases = vec![
-            TestDatabase::reserve("auth"),
-            TestDatabase::reserve("payments"),
-            TestDatabase::reserve("ledger"),
-        ];
-        config.auth_database_url = databases[0].url.clone();
-        config.payments_database_url = databases[1].url.clone();
-        config.ledger_database_url = databases[2].url.clone();
+        let databases = ServiceDatabase::ALL.map(|service| service.reserve(&mut config));
         adjust(&mut config);
         let shutdown = CancellationToken::new();
         let stack = Stack::start(config.clone(), shutdown.clone())

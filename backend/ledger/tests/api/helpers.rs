@@ -1,49 +1,21 @@
 use platform::internal_token::{Caller, Service};
-use platform::testing::{ServiceUnderTest, TestDatabase, config};
-use reqwest::{Method, StatusCode};
+use platform::testing::{ServiceDatabase, TestService};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-pub struct TestLedger {
-    service: ServiceUnderTest,
-    pub db: TestDatabase,
-}
+pub struct TestLedger(TestService);
 
 impl std::ops::Deref for TestLedger {
-    type Target = ServiceUnderTest;
-    fn deref(&self) -> &ServiceUnderTest {
-        &self.service
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.0
     }
 }
 
 impl TestLedger {
     pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
-        let mut config = config();
-        let db = TestDatabase::reserve("ledger");
-        config.ledger_database_url = db.url.clone();
-        adjust(&mut config);
-        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
-            ledger::build(&config, listener, shutdown)
-        })
-        .await;
-        Self { service, db }
-    }
-
-    /// A pool for speaking SQL to the ledger's database directly.
-    pub async fn sql(&self) -> PgPool {
-        self.db.pool().await
-    }
-
-    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
-        self.send(Method::POST, path, caller, Some(body)).await
-    }
-
-    pub async fn get(&self, path: &str, caller: &Caller) -> (StatusCode, Value) {
-        self.send(Method::GET, path, caller, None).await
+        Self(TestService::start(ServiceDatabase::Ledger, |_| {}, ledger::build).await)
     }
 
     pub async fn create_account(&self, owner: &Caller, name: &str, kind: &str, currency: &str) -> String {
