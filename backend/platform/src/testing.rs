@@ -3,6 +3,7 @@
 //! Failed tests keep their database for inspection, as `#[sqlx::test]` does.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -359,5 +361,94 @@ impl TestService {
 impl Drop for TestService {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// An address where nothing listens: connecting is refused at once.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// A TCP link to a shared server that the test can cut and restore on the
+/// same port, since the server itself cannot be stopped: cutting closes
+/// every connection through it and refuses new ones, which is what payments
+/// sees when Redis stops or PostgreSQL restarts.
+pub struct Link {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// A link to the test Redis, closed until `open`.
+    pub async fn to_redis() -> Self {
+        let upstream = config()
+            .redis_url
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .and_then(|hostport| hostport.parse().ok())
+            .expect("the test Redis URL is redis://host:port");
+        Self {
+            addr: closed_port().await,
+            upstream,
+            relay: None,
+        }
+    }
+
+    /// An open link to the test PostgreSQL.
+    pub async fn to_postgres() -> Self {
+        let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL is a valid URL");
+        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
+            .await
+            .expect("the database's address")
+            .next()
+            .expect("an address");
+        let mut link = Self {
+            addr: closed_port().await,
+            upstream,
+            relay: None,
+        };
+        link.open().await;
+        link
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// `url` with its host and port replaced by this link's.
+    pub fn postgres_url(&self, url: &str) -> String {
+        PgConnectOptions::from_str(url)
+            .expect("a database URL")
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .to_url_lossy()
+            .to_string()
+    }
+
+    pub async fn open(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
+        let upstream = self.upstream;
+        self.relay = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and drops every open connection.
+    pub async fn cut(&mut self) {
+        // Aborting the relay drops its listener and every connection it holds.
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+            let _ = relay.await;
+        }
     }
 }

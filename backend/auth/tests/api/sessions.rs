@@ -1,6 +1,9 @@
 //! Logging in for a session token.
 
+use std::time::Duration;
+
 use platform::internal_token::Caller;
+use platform::testing::{Link, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -57,4 +60,32 @@ async fn wrong_passwords_and_unknown_emails_look_the_same() {
     assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong, unknown);
     assert_eq!(code(&wrong.1), "invalid_credentials");
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_and_logins_work_again_afterwards() {
+    let mut link = Link::to_postgres().await;
+    let auth = TestAuth::start_with(|config| {
+        config.auth_database_url = link.postgres_url(&config.auth_database_url);
+    })
+    .await;
+    auth.register("ada@example.com").await;
+    let login = json!({"email": "ada@example.com", "password": PASSWORD});
+
+    link.cut().await;
+    let (status, answer) = auth.post("/auth/login", &Caller::Anonymous, login.clone()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(code(&answer), "database_unavailable");
+
+    link.open().await;
+    let logged_in = eventually(Duration::from_secs(15), || {
+        let (auth, login) = (&auth, login.clone());
+        async move {
+            let (status, answer) = auth.post("/auth/login", &Caller::Anonymous, login).await;
+            (status == StatusCode::OK).then_some(answer)
+        }
+    })
+    .await
+    .expect("logged in once the database is back");
+    assert!(logged_in["access_token"].is_string(), "{logged_in}");
 }

@@ -15,7 +15,11 @@ impl std::ops::Deref for TestLedger {
 
 impl TestLedger {
     pub async fn start() -> Self {
-        Self(TestService::start(ServiceDatabase::Ledger, |_| {}, ledger::build).await)
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+        Self(TestService::start(ServiceDatabase::Ledger, adjust, ledger::build).await)
     }
 
     pub async fn create_account(&self, owner: &Caller, name: &str, kind: &str, currency: &str) -> String {

@@ -1,14 +1,12 @@
-use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::StreamExt;
 use platform::internal_token::{Caller, Service};
+pub use platform::testing::{Link, closed_port};
 use platform::testing::{ServiceDatabase, TestService, config, unique_suffix};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -145,12 +143,6 @@ pub fn id(body: &Value) -> String {
     body["id"].as_str().expect("an id").to_owned()
 }
 
-/// An address where nothing listens: connecting is refused at once.
-pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("address")
-}
-
 /// The real ledger, in-process on its own database, listening on `listener`.
 pub struct TestLedger(TestService);
 
@@ -167,91 +159,6 @@ impl TestLedger {
             Caller::Service(Service::Payments)
         };
         self.0.get(path, &caller).await
-    }
-}
-
-/// A TCP link to a shared server that the test can cut and restore on the
-/// same port, since the server itself cannot be stopped: cutting closes
-/// every connection through it and refuses new ones, which is what payments
-/// sees when Redis stops or PostgreSQL restarts.
-pub struct Link {
-    pub addr: SocketAddr,
-    upstream: SocketAddr,
-    relay: Option<JoinHandle<()>>,
-}
-
-impl Link {
-    /// A link to the test Redis, closed until `open`.
-    pub async fn to_redis() -> Self {
-        let upstream = config()
-            .redis_url
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .and_then(|hostport| hostport.parse().ok())
-            .expect("the test Redis URL is redis://host:port");
-        Self {
-            addr: closed_port().await,
-            upstream,
-            relay: None,
-        }
-    }
-
-    /// An open link to the test PostgreSQL.
-    pub async fn to_postgres() -> Self {
-        let admin = sqlx::postgres::PgConnectOptions::from_str(&platform::testing::admin_url())
-            .expect("TEST_DATABASE_URL is a valid URL");
-        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
-            .await
-            .expect("the database's address")
-            .next()
-            .expect("an address");
-        let mut link = Self {
-            addr: closed_port().await,
-            upstream,
-            relay: None,
-        };
-        link.open().await;
-        link
-    }
-
-    pub fn redis_url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-
-    /// `url` with its host and port replaced by this link's.
-    pub fn postgres_url(&self, url: &str) -> String {
-        use sqlx::ConnectOptions;
-        sqlx::postgres::PgConnectOptions::from_str(url)
-            .expect("a database URL")
-            .host("127.0.0.1")
-            .port(self.addr.port())
-            .to_url_lossy()
-            .to_string()
-    }
-
-    pub async fn open(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
-        let upstream = self.upstream;
-        self.relay = Some(tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Stops listening and drops every open connection.
-    pub async fn cut(&mut self) {
-        // Aborting the relay drops its listener and every connection it holds.
-        if let Some(relay) = self.relay.take() {
-            relay.abort();
-            let _ = relay.await;
-        }
     }
 }
 

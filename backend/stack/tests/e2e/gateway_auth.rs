@@ -178,3 +178,35 @@ async fn the_gateway_serves_health_metrics_and_openapi() {
     let (status, body) = client.get("/nothing/here", None).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "route_not_found"));
 }
+
+#[tokio::test]
+async fn a_key_checked_while_auths_database_is_down_is_503_not_invalid_and_works_after() {
+    let mut link = platform::testing::Link::to_postgres().await;
+    let stack = TestStack::start_with(|config| {
+        config.auth_database_url = link.postgres_url(&config.auth_database_url);
+    })
+    .await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+
+    link.cut().await;
+    let (status, body) = client.get("/v1/payments", Some(&ada.api_key)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        "{body}"
+    );
+
+    // Not remembered as invalid: the key works as soon as auth can look it up.
+    link.open().await;
+    let listed = platform::testing::eventually(Duration::from_secs(15), || {
+        let (client, key) = (&client, &ada.api_key);
+        async move {
+            let (status, list) = client.get("/v1/payments", Some(key)).await;
+            (status == StatusCode::OK).then_some(list)
+        }
+    })
+    .await
+    .expect("the key works once auth's database is back");
+    assert_eq!(listed["object"], "list");
+}
