@@ -266,7 +266,9 @@ fn login_screens() {
         state.screen = Screen::Keyring(KeyringProblem {
             email: "dev@example.com".into(),
             api_key: "sk_test_x".into(),
-            error: "org.freedesktop.secrets is not provided by any service".into(),
+            // Long enough to wrap at 80 columns, where the wrapped part
+            // must keep the dialog's margin.
+            error: "org.freedesktop.secrets is not provided by any service on this session's D-Bus".into(),
             file_result: None,
         });
         state

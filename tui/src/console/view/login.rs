@@ -84,35 +84,34 @@ pub fn render(state: &State, form: &LoginForm, frame: &mut Frame, area: Rect) {
 pub fn keyring(_state: &State, problem: &KeyringProblem, frame: &mut Frame, area: Rect) {
     let popup = centered(area, 72, 14);
     clear(frame, popup);
+    // The margin is the block's padding, not a leading space, so that a
+    // long keyring error keeps it on the lines it wraps onto.
     let mut lines = vec![
-        Line::from(format!(" Logged in as {}, and a key was created,", problem.email)),
-        Line::from(" but the OS keyring could not store it:"),
-        Line::from(Span::styled(
-            format!(" {}", problem.error),
-            Style::new().fg(Color::Red),
-        )),
+        Line::from(format!("Logged in as {}, and a key was created,", problem.email)),
+        Line::from("but the OS keyring could not store it:"),
+        Line::from(Span::styled(problem.error.clone(), Style::new().fg(Color::Red))),
         Line::raw(""),
         Line::from(vec![
-            Span::styled(" f ", Style::new().bold()),
+            Span::styled("f ", Style::new().bold()),
             Span::raw("store it in a file readable only by you (0600)"),
         ]),
         Line::from(vec![
-            Span::styled(" c ", Style::new().bold()),
+            Span::styled("c ", Style::new().bold()),
             Span::raw("continue without storing (this session only)"),
         ]),
-        Line::from(vec![Span::styled(" q ", Style::new().bold()), Span::raw("quit")]),
+        Line::from(vec![Span::styled("q ", Style::new().bold()), Span::raw("quit")]),
     ];
     if let Some(Err(error)) = &problem.file_result {
         lines.push(Line::raw(""));
         lines.push(Line::from(Span::styled(
-            format!(" the file failed too: {error}"),
+            format!("the file failed too: {error}"),
             Style::new().fg(Color::Red),
         )));
     }
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(block(" keyring unavailable ", true)),
+            .block(block(" keyring unavailable ", true).padding(ratatui::widgets::Padding::horizontal(1))),
         popup,
     );
 }
