@@ -45,6 +45,18 @@ fn mark(path: &Path, what: &str) {
 }
 
 /// The last lines of a log, for an error message.
+/// A temporary directory for one run (the database's files, the Redis
+/// config) with its `logs` folder made.
+pub fn run_directory(prefix: &str) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("creating the run's directory")?;
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).context("creating the logs directory")?;
+    Ok((dir, logs))
+}
+
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();

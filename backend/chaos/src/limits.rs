@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::cluster::{Binaries, Platform};
+use crate::cluster::{self, Binaries, Platform};
 use crate::db;
 use crate::load::{self, Owner};
 
@@ -120,12 +120,7 @@ struct Flood {
 }
 
 pub async fn run(binaries: &Binaries, settings: &LimitSettings, keep_logs: bool) -> anyhow::Result<bool> {
-    let dir = tempfile::Builder::new()
-        .prefix("micro-limits-")
-        .tempdir()
-        .context("creating the run's directory")?;
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs)?;
+    let (dir, logs) = cluster::run_directory("micro-limits-")?;
     println!(
         "micro-chaos limits: {} streams over {} owners on gateway 0, floods of invalid keys at gateway 1; logs in {}",
         settings.streams,

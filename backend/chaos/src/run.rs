@@ -38,12 +38,7 @@ pub struct Options {
 /// `keep_logs` asks otherwise.
 pub async fn run(options: Options) -> anyhow::Result<bool> {
     let binaries = Binaries::locate(options.bin_dir.clone())?;
-    let dir = tempfile::Builder::new()
-        .prefix("micro-chaos-")
-        .tempdir()
-        .context("creating the run's directory")?;
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs)?;
+    let (dir, logs) = cluster::run_directory("micro-chaos-")?;
     println!(
         "micro-chaos: {} with binaries from {}; logs in {}",
         options
