@@ -250,12 +250,13 @@ impl Post {
                 }
             })?;
         }
-        let confirm = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
-        if confirm {
+        // Every POST ends here; the crash points name a confirm's steps.
+        let confirming = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
+        if confirming {
             failpoints::die_at(failpoints::CONFIRM_ANSWER_STORED);
         }
         tx.commit().await?;
-        if confirm {
+        if confirming {
             failpoints::die_at(failpoints::CONFIRM_COMMITTED);
         }
         Ok(StoredResponse {
