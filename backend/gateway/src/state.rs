@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use platform::internal_token::InternalTokens;
 use platform::redis::Keys;
-use platform::session::SessionTokens;
+use platform::session::SessionVerifier;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,7 @@ pub struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) upstreams: Arc<Upstreams>,
     pub(crate) token_cache: Arc<TokenCache>,
-    pub(crate) sessions: SessionTokens,
+    pub(crate) sessions: SessionVerifier,
     pub(crate) keys: Keys,
     pub(crate) key_cache: Arc<KeyCache>,
     pub(crate) invalid_keys: Arc<InvalidKeys>,
@@ -93,7 +93,7 @@ impl AppState {
             token_cache: Arc::new(TokenCache::new(InternalTokens::new(
                 &config.internal_token_secret,
             ))),
-            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
+            sessions: SessionVerifier::new(&config.jwt_secret),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
             limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
