@@ -71,7 +71,7 @@ pub(crate) struct Upstreams {
 
 impl AppState {
     pub fn new(
-        config: &platform::Config,
+        config: &crate::GatewaySettings,
         redis: ConnectionManager,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -82,7 +82,7 @@ impl AppState {
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()?;
-        let keys = Keys::new(config.redis_prefix.clone());
+        let keys = config.redis.keys();
         Ok(Self(Arc::new(Inner {
             http,
             upstreams: Arc::new(Upstreams {
@@ -100,13 +100,13 @@ impl AppState {
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,
-                auth_failures: config.gateway.auth_failures_per_minute,
+                auth_failures: config.auth_failures_per_minute,
             },
             keys,
             hub: Arc::new(Hub::new(STREAM_BUFFER)),
-            stream_slots: Arc::new(StreamSlots::new(config.gateway.streams_per_key_max)),
-            stream_lifetime: config.gateway.stream_max_lifetime,
-            trusted_proxies: config.gateway.trusted_proxies.clone().into(),
+            stream_slots: Arc::new(StreamSlots::new(config.streams_per_key_max)),
+            stream_lifetime: config.stream_max_lifetime,
+            trusted_proxies: config.trusted_proxies.clone().into(),
             shutdown,
         })))
     }

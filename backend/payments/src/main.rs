@@ -2,8 +2,9 @@
 async fn main() -> anyhow::Result<()> {
     platform::http::run_service(
         "payments",
-        |config| config.payments_addr,
-        |config, listener, shutdown| async move { payments::build(&config, listener, shutdown).await },
+        |config: payments::PaymentsSettings, listener, shutdown| async move {
+            payments::build(&config, listener, shutdown).await
+        },
     )
     .await
 }

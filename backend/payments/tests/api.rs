@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use ledger::LedgerSettings;
+use payments::PaymentsSettings;
 use platform::internal_token::{Caller, HEADER, Service};
 use platform::testing::{ServiceUnderTest, TestDatabase, config, eventually, unique_suffix};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -21,7 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 struct TestPayments {
     service: ServiceUnderTest,
-    config: platform::Config,
+    config: PaymentsSettings,
     db: Arc<TestDatabase>,
 }
 
@@ -40,17 +43,17 @@ impl TestPayments {
     /// Starts payments with the test configuration after `adjust`. Unless
     /// `adjust` says otherwise the ledger is a closed port, so that postings
     /// never reach a ledger some other process runs on the default port.
-    async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
-        let mut config = config();
+    async fn start_with(adjust: impl FnOnce(&mut PaymentsSettings)) -> Self {
+        let mut config: PaymentsSettings = config();
         let db = TestDatabase::reserve("payments");
-        config.payments_database_url = db.url.clone();
+        config.database.url = db.url.clone().into();
         config.ledger_url = format!("http://{}", closed_port().await);
         adjust(&mut config);
         Self::start_on(config, Arc::new(db)).await
     }
 
-    async fn start_on(config: platform::Config, db: Arc<TestDatabase>) -> Self {
-        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+    async fn start_on(config: PaymentsSettings, db: Arc<TestDatabase>) -> Self {
+        let service = ServiceUnderTest::spawn(&config.internal_token_secret, |listener, shutdown| {
             payments::build(&config, listener, shutdown)
         })
         .await;
@@ -176,14 +179,17 @@ struct TestLedger {
 }
 
 impl TestLedger {
-    async fn start(config: &platform::Config, listener: TcpListener) -> Self {
-        let mut config = config.clone();
+    /// A ledger that shares `payments`' internal token secret.
+    async fn start(payments: &PaymentsSettings, listener: TcpListener) -> Self {
+        let mut config: LedgerSettings = config();
+        config.internal_token_secret = payments.internal_token_secret.clone();
         let db = TestDatabase::reserve("ledger");
-        config.ledger_database_url = db.url.clone();
-        let service = ServiceUnderTest::spawn_on(&config, listener, |listener, shutdown| {
-            ledger::build(&config, listener, shutdown)
-        })
-        .await;
+        config.database.url = db.url.clone().into();
+        let service =
+            ServiceUnderTest::spawn_on(&config.internal_token_secret, listener, |listener, shutdown| {
+                ledger::build(&config, listener, shutdown)
+            })
+            .await;
         Self { service, _db: db }
     }
 
@@ -209,7 +215,7 @@ struct RedisProxy {
 
 impl RedisProxy {
     fn new(addr: SocketAddr) -> Self {
-        let url = config().redis_url;
+        let url = config::<PaymentsSettings>().redis.url;
         let upstream = url
             .trim_start_matches("redis://")
             .split('/')
@@ -254,10 +260,10 @@ struct EventTap {
 }
 
 impl EventTap {
-    async fn open(settings: &platform::Config) -> Self {
-        let client = redis::Client::open(config().redis_url).expect("redis url");
+    async fn open(settings: &PaymentsSettings) -> Self {
+        let client = redis::Client::open(config::<PaymentsSettings>().redis.url).expect("redis url");
         let mut pubsub = client.get_async_pubsub().await.expect("subscribe to Redis");
-        let channel = platform::redis::Keys::new(settings.redis_prefix.clone()).events();
+        let channel = settings.redis.keys().events();
         pubsub.subscribe(&channel).await.expect("subscribe");
         Self { pubsub, channel }
     }
@@ -281,7 +287,7 @@ impl EventTap {
     /// after every message Redis accepted before it.
     async fn drain(&mut self) -> Vec<Value> {
         let marker = format!("marker-{}", unique_suffix());
-        let client = redis::Client::open(config().redis_url).expect("redis url");
+        let client = redis::Client::open(config::<PaymentsSettings>().redis.url).expect("redis url");
         let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
         let _: i64 = redis::cmd("PUBLISH")
             .arg(&self.channel)
@@ -1016,7 +1022,7 @@ async fn relay(listener: TcpListener, upstream: SocketAddr) {
 async fn a_database_outage_is_503_and_the_same_key_succeeds_afterwards() {
     let mut link = DatabaseLink::start().await;
     let payments = TestPayments::start_with(|config| {
-        config.payments_database_url = link.url(&config.payments_database_url);
+        config.database.url = link.url(config.database.url.expose_secret()).into();
     })
     .await;
     let owner = new_owner();
@@ -1254,7 +1260,7 @@ async fn a_payment_run_emits_exactly_the_expected_events_in_order() {
 #[tokio::test]
 async fn events_survive_redis_outages_and_are_published_exactly_once() {
     let mut proxy = RedisProxy::new(closed_port().await);
-    let payments = TestPayments::start_with(|c| c.redis_url = format!("redis://{}", proxy.addr)).await;
+    let payments = TestPayments::start_with(|c| c.redis.url = format!("redis://{}", proxy.addr)).await;
     let mut tap = EventTap::open(&payments.config).await;
     let pool = payments.pool().await;
     let owners = [new_owner(), new_owner()];

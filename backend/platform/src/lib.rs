@@ -15,5 +15,3 @@ pub mod session;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
-
-pub use config::Config;

@@ -2,15 +2,18 @@
 //! local PostgreSQL, an isolated Redis namespace, and waits with deadlines.
 //! Failed tests keep their database for inspection, as `#[sqlx::test]` does.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
-use crate::config::Config;
+use crate::config::ServiceConfig;
+use crate::db::DbTimeouts;
 
 /// Where test databases are created; `TEST_DATABASE_URL` overrides it.
 pub fn admin_url() -> String {
@@ -22,22 +25,59 @@ pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
 }
 
-/// A configuration for one test: local defaults, the cheapest bcrypt cost,
-/// its own Redis namespace, fresh database names and ephemeral ports.
-pub fn config() -> Config {
-    let mut config = Config::local_defaults();
-    config.bcrypt_cost = 4;
-    config.redis_prefix = format!("test:{}:", unique_suffix());
-    let ephemeral = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.gateway_addr = ephemeral;
-    config.auth_addr = ephemeral;
-    config.payments_addr = ephemeral;
-    config.ledger_addr = ephemeral;
-    config.gateway.metrics_addr = ephemeral;
-    if let Ok(url) = std::env::var("TEST_REDIS_URL") {
-        config.redis_url = url;
+/// What the services under test read in place of the process environment:
+/// the local defaults, except the cheapest bcrypt cost, a Redis namespace of
+/// its own, ephemeral listen ports, and `TEST_REDIS_URL` when it is set.
+/// Services started from one `TestEnv` share its namespace, as the services
+/// of one deployment share theirs.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    vars: HashMap<&'static str, String>,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let ephemeral = "127.0.0.1:0".to_owned();
+        let mut vars = HashMap::from([
+            ("BCRYPT_COST", "4".to_owned()),
+            ("REDIS_PREFIX", format!("test:{}:", unique_suffix())),
+            ("GATEWAY_ADDR", ephemeral.clone()),
+            ("AUTH_ADDR", ephemeral.clone()),
+            ("PAYMENTS_ADDR", ephemeral.clone()),
+            ("LEDGER_ADDR", ephemeral.clone()),
+            ("METRICS_ADDR", ephemeral),
+        ]);
+        if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+            vars.insert("REDIS_URL", url);
+        }
+        Self { vars }
     }
-    config
+
+    /// The same, with `name` set to `value`.
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.insert(name, value.into());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+
+    /// One service's configuration, read from these variables.
+    pub fn config<C: ServiceConfig>(&self) -> C {
+        C::from_lookup(&|name| self.get(name)).expect("the test configuration is valid")
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One service's configuration for one test, in a Redis namespace of its own.
+pub fn config<C: ServiceConfig>() -> C {
+    TestEnv::new().config()
 }
 
 /// A database of its own for one test, dropped when the test passes.
@@ -59,10 +99,9 @@ impl TestDatabase {
     /// A created and migrated database, with a pool on it.
     pub async fn migrated(service: &str, migrator: &Migrator) -> (Self, PgPool) {
         let db = Self::reserve(service);
-        let pool =
-            crate::db::connect_and_migrate(&db.url, migrator, 10, &Config::local_defaults().db_timeouts)
-                .await
-                .expect("create and migrate a test database");
+        let pool = crate::db::connect_and_migrate(&db.url, migrator, 10, &DbTimeouts::DEFAULT)
+            .await
+            .expect("create and migrate a test database");
         (db, pool)
     }
 
@@ -138,8 +177,9 @@ pub struct ServiceUnderTest {
 }
 
 impl ServiceUnderTest {
-    /// Binds 127.0.0.1:0 and starts the service with `build`, as its binary would.
-    pub async fn spawn<Build, Running>(config: &Config, build: Build) -> Self
+    /// Binds 127.0.0.1:0 and starts the service with `build`, as its binary
+    /// would; requests are signed with `internal_token_secret`.
+    pub async fn spawn<Build, Running>(internal_token_secret: &SecretString, build: Build) -> Self
     where
         Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
         Running: Future<Output = anyhow::Result<crate::http::Server>>,
@@ -147,13 +187,13 @@ impl ServiceUnderTest {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
-        Self::spawn_on(config, listener, build).await
+        Self::spawn_on(internal_token_secret, listener, build).await
     }
 
     /// Starts the service on a listener the test bound itself, so that the
     /// address can be known (or refused) before the service exists.
     pub async fn spawn_on<Build, Running>(
-        config: &Config,
+        internal_token_secret: &SecretString,
         listener: tokio::net::TcpListener,
         build: Build,
     ) -> Self
@@ -168,7 +208,7 @@ impl ServiceUnderTest {
         Self {
             base: format!("http://{}", server.local_addr),
             http: reqwest::Client::new(),
-            tokens: crate::internal_token::InternalTokens::new(&config.internal_token_secret),
+            tokens: crate::internal_token::InternalTokens::new(internal_token_secret),
             shutdown,
         }
     }

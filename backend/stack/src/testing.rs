@@ -1,15 +1,14 @@
 //! The end-to-end harness: the whole stack on ephemeral ports, with fresh
 //! databases and its own Redis namespace, torn down when the test ends.
 
-use platform::Config;
-use platform::testing::TestDatabase;
+use platform::testing::{TestDatabase, TestEnv};
 use tokio_util::sync::CancellationToken;
 
-use crate::Stack;
+use crate::{Stack, StackSettings};
 
 pub struct TestStack {
     pub stack: Stack,
-    pub config: Config,
+    pub config: StackSettings,
     shutdown: CancellationToken,
     _databases: Vec<TestDatabase>,
 }
@@ -20,16 +19,24 @@ impl TestStack {
     }
 
     /// Starts with the test configuration after `adjust` has changed it.
-    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = platform::testing::config();
+    pub async fn start_with(adjust: impl FnOnce(&mut StackSettings)) -> Self {
+        Self::start_in(TestEnv::new(), adjust).await
+    }
+
+    /// Starts with what the services read from `env`, after `adjust`: for a
+    /// setting every service reads, such as `REDIS_URL`.
+    pub async fn start_in(env: TestEnv, adjust: impl FnOnce(&mut StackSettings)) -> Self {
+        // One environment for all four, so that they share its Redis namespace.
+        let mut config =
+            StackSettings::from_lookup(&|name| env.get(name)).expect("the test configuration is valid");
         let databases = vec![
             TestDatabase::reserve("auth"),
             TestDatabase::reserve("payments"),
             TestDatabase::reserve("ledger"),
         ];
-        config.auth_database_url = databases[0].url.clone();
-        config.payments_database_url = databases[1].url.clone();
-        config.ledger_database_url = databases[2].url.clone();
+        config.auth.database.url = databases[0].url.clone().into();
+        config.payments.database.url = databases[1].url.clone().into();
+        config.ledger.database.url = databases[2].url.clone().into();
         adjust(&mut config);
         let shutdown = CancellationToken::new();
         let stack = Stack::start(config.clone(), shutdown.clone())

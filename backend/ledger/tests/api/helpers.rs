@@ -1,3 +1,4 @@
+use ledger::LedgerSettings;
 use platform::internal_token::{Caller, Service};
 use platform::testing::{ServiceUnderTest, TestDatabase, config};
 use reqwest::{Method, StatusCode};
@@ -21,12 +22,12 @@ impl TestLedger {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
-        let mut config = config();
+    pub async fn start_with(adjust: impl FnOnce(&mut LedgerSettings)) -> Self {
+        let mut config: LedgerSettings = config();
         let db = TestDatabase::reserve("ledger");
-        config.ledger_database_url = db.url.clone();
+        config.database.url = db.url.clone().into();
         adjust(&mut config);
-        let service = ServiceUnderTest::spawn(&config, |listener, shutdown| {
+        let service = ServiceUnderTest::spawn(&config.internal_token_secret, |listener, shutdown| {
             ledger::build(&config, listener, shutdown)
         })
         .await;

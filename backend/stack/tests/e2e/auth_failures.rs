@@ -44,7 +44,7 @@ async fn the_21st_failure_from_an_address_is_refused_and_other_addresses_are_not
     let ada = registrar.developer("ada@example.com").await;
     let attacker = from(&stack, "127.0.0.2");
     let neighbour = from(&stack, "127.0.0.3");
-    room_in_the_window(stack.config.rate_limit_window, Duration::from_secs(20)).await;
+    room_in_the_window(stack.config.gateway.rate_limit_window, Duration::from_secs(20)).await;
 
     // Wrong keys and forged session tokens spend one budget.
     for i in 0..20 {

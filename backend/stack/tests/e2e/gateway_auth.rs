@@ -99,7 +99,7 @@ async fn session_tokens_are_checked_by_the_gateway() {
         exp,
         jti: "test".into(),
     };
-    let ours = SessionTokens::new(&stack.config.jwt_secret, Duration::from_secs(900));
+    let ours = SessionTokens::new(&stack.config.auth.jwt_secret, Duration::from_secs(900));
     let theirs = SessionTokens::new(
         &secrecy::SecretString::from("a-different-jwt-secret".to_owned()),
         Duration::from_secs(900),
@@ -140,7 +140,7 @@ async fn session_tokens_are_checked_by_the_gateway() {
 
 #[tokio::test]
 async fn registration_and_login_are_limited_per_client_address() {
-    let stack = TestStack::start_with(|c| c.auth_rate_limit_per_minute = 3).await;
+    let stack = TestStack::start_with(|c| c.gateway.auth_rate_limit_per_minute = 3).await;
     let client = Client::new(&stack);
     let wrong = json!({"email": "nobody@example.com", "password": PASSWORD});
     let mut statuses = Vec::new();

@@ -1,16 +1,39 @@
-//! The gateway's own settings: where its metrics are served, how long and
-//! how many event streams a key may hold, how its Redis subscription is
-//! watched, and how many failed authentications an address may make.
+//! Everything the gateway reads: where it listens and serves its metrics,
+//! the Redis it counts and subscribes in, where the services answer, the two
+//! secrets it signs and checks tokens with, its rate limits, how long and how
+//! many event streams a key may hold, how its Redis subscription is watched,
+//! and which proxies it believes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::{ConfigError, Lookup, read, read_seconds, read_string};
+use platform::config::{
+    ConfigError, INTERNAL_TOKEN_SECRET, JWT_SECRET, LogFormat, Lookup, RedisSettings, ServiceConfig,
+    development_secrets, read, read_listen_addr, read_millis, read_peer_url, read_seconds, read_string,
+};
+use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
+    /// The public port: `GATEWAY_ADDR`.
+    pub addr: SocketAddr,
     /// `/metrics` listens here, never on the public port.
     pub metrics_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub redis: RedisSettings,
+    /// Signs the internal token sent with every forwarded request.
+    pub internal_token_secret: SecretString,
+    /// Checks session tokens; auth signs them with the same secret.
+    pub jwt_secret: SecretString,
+    pub auth_url: String,
+    pub payments_url: String,
+    pub ledger_url: String,
+    /// Requests one API key (or session user) may make per window.
+    pub rate_limit_per_minute: u32,
+    /// The fixed window the rate limits count in; a minute unless tests shorten it.
+    pub rate_limit_window: Duration,
+    /// Requests a minute allowed per client address on login and registration.
+    pub auth_rate_limit_per_minute: u32,
     /// After this long a stream is closed with 1012 and the client reconnects,
     /// which makes it authenticate its key again.
     pub stream_max_lifetime: Duration,
@@ -26,10 +49,6 @@ pub struct GatewaySettings {
     /// Peers whose `X-Forwarded-For` is believed; empty means the TCP peer
     /// is the client.
     pub trusted_proxies: Vec<IpAddr>,
-}
-
-fn read_millis(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    read(lookup, name, default).map(Duration::from_millis)
 }
 
 fn read_addresses(lookup: Lookup, name: &'static str) -> Result<Vec<IpAddr>, ConfigError> {
@@ -48,10 +67,21 @@ fn read_addresses(lookup: Lookup, name: &'static str) -> Result<Vec<IpAddr>, Con
         .collect()
 }
 
-impl GatewaySettings {
-    pub(super) fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
+impl ServiceConfig for GatewaySettings {
+    fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
         let settings = Self {
-            metrics_addr: read(lookup, "METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9090)))?,
+            addr: read_listen_addr(lookup, "GATEWAY_ADDR", 8080)?,
+            metrics_addr: read_listen_addr(lookup, "METRICS_ADDR", 9090)?,
+            log_format: LogFormat::from_lookup(lookup)?,
+            redis: RedisSettings::from_lookup(lookup),
+            internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
+            jwt_secret: JWT_SECRET.read(lookup)?,
+            auth_url: read_peer_url(lookup, "AUTH_URL", "AUTH_ADDR", 8081)?,
+            payments_url: read_peer_url(lookup, "PAYMENTS_URL", "PAYMENTS_ADDR", 8082)?,
+            ledger_url: read_peer_url(lookup, "LEDGER_URL", "LEDGER_ADDR", 8083)?,
+            rate_limit_per_minute: read(lookup, "RATE_LIMIT_PER_MINUTE", 100)?,
+            rate_limit_window: read_seconds(lookup, "RATE_LIMIT_WINDOW_SECONDS", 60)?,
+            auth_rate_limit_per_minute: read(lookup, "AUTH_RATE_LIMIT_PER_MINUTE", 20)?,
             stream_max_lifetime: read_seconds(lookup, "STREAM_MAX_LIFETIME_SECS", 3600)?,
             streams_per_key_max: read(lookup, "STREAMS_PER_KEY_MAX", 10)?,
             subscription_heartbeat: read_millis(lookup, "SUBSCRIPTION_HEARTBEAT_MS", 1000)?,
@@ -67,6 +97,21 @@ impl GatewaySettings {
             });
         }
         Ok(settings)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    fn default_secrets(&self) -> Vec<&'static str> {
+        development_secrets(&[
+            (JWT_SECRET, &self.jwt_secret),
+            (INTERNAL_TOKEN_SECRET, &self.internal_token_secret),
+        ])
     }
 }
 
@@ -84,7 +129,10 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let defaults = with(&[]).expect("defaults are valid");
+        assert_eq!(defaults.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(defaults.rate_limit_per_minute, 100);
+        assert_eq!(defaults.ledger_url, "http://127.0.0.1:8083");
         assert_eq!(defaults.streams_per_key_max, 10);
         assert_eq!(defaults.auth_failures_per_minute, 20);
         assert!(defaults.trusted_proxies.is_empty());
@@ -98,9 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn only_the_secrets_the_gateway_uses_are_its_defaults() {
+        let defaults = with(&[]).expect("defaults are valid");
+        assert_eq!(
+            defaults.default_secrets(),
+            vec!["JWT_SECRET", "INTERNAL_TOKEN_SECRET"]
+        );
+        // Auth's key-hashing secret is none of the gateway's business.
+        let own = with(&[
+            ("JWT_SECRET", "a-real-secret-of-some-length"),
+            ("INTERNAL_TOKEN_SECRET", "another-real-secret-value"),
+        ])
+        .expect("valid");
+        assert!(own.default_secrets().is_empty());
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let err = with(&[("TRUSTED_PROXIES", "10.0.0.1,proxy")]).expect_err("not an address");
         assert!(err.to_string().starts_with("TRUSTED_PROXIES="), "{err}");
+        let err = with(&[("RATE_LIMIT_PER_MINUTE", "lots")]).expect_err("not a number");
+        assert!(err.to_string().starts_with("RATE_LIMIT_PER_MINUTE="), "{err}");
         let err = with(&[("SUBSCRIPTION_DEADLINE_MS", "500")]).expect_err("shorter than the heartbeat");
         assert!(err.to_string().starts_with("SUBSCRIPTION_DEADLINE_MS="), "{err}");
     }
