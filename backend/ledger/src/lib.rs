@@ -11,6 +11,7 @@ pub mod domain;
 mod error;
 mod posting;
 mod routes;
+#[cfg(feature = "soak")]
 pub mod soak;
 mod state;
 

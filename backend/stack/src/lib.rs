@@ -1,6 +1,8 @@
 //! The four services in one process. `micro-stack` runs it on the usual
-//! ports; the end-to-end tests run it on ephemeral ports with fresh databases.
+//! ports; the end-to-end tests (with the `testing` feature) run it on
+//! ephemeral ports with fresh databases.
 
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::net::SocketAddr;
