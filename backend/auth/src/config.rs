@@ -41,6 +41,9 @@ pub struct AuthSettings {
     pub login_lockout: Duration,
     /// Active (unrevoked) API keys a user may hold at once.
     pub api_keys_per_user_max: u32,
+    /// What login lockouts count from: the system clock, unless a test
+    /// replaces it. Not read from the environment.
+    pub clock: platform::clock::Clock,
 }
 
 impl ServiceConfig for AuthSettings {
@@ -76,6 +79,7 @@ impl ServiceConfig for AuthSettings {
             login_lockout_base: read_millis(lookup, "LOGIN_LOCKOUT_BASE_MS", 1000)?,
             login_lockout: read_seconds(lookup, "LOGIN_LOCKOUT_SECONDS", 15 * 60)?,
             api_keys_per_user_max,
+            clock: platform::clock::Clock::system(),
         })
     }
 

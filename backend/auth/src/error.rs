@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
-use platform::error::{ApiError, internal_error};
+use platform::error::{ApiError, database_error, internal_error};
 
 use crate::domain::{EmailError, PasswordError};
 
@@ -77,7 +77,7 @@ impl AuthError {
             ),
             Self::UserNotFound => ApiError::not_found("user"),
             Self::InvalidLimit(_) => ApiError::invalid_param("invalid_limit", "limit", message),
-            Self::Database(e) => internal_error("auth database", e),
+            Self::Database(e) => database_error("auth database", e),
             Self::Hashing(e) => internal_error("password hashing", e),
             Self::Task(e) => internal_error("auth background task", e),
         }

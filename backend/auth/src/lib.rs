@@ -70,6 +70,8 @@ pub(crate) struct Policy {
     /// The longest wait, and how long a quiet address keeps its count.
     pub login_lockout_max_seconds: f64,
     pub api_keys_per_user_max: i64,
+    /// What a lockout counts from, so that tests can step past one.
+    pub clock: platform::clock::Clock,
 }
 
 pub(crate) type SharedPolicy = Arc<Policy>;

@@ -38,6 +38,7 @@ impl AppState {
                 login_lockout_base_seconds: config.login_lockout_base.as_secs_f64(),
                 login_lockout_max_seconds: config.login_lockout.as_secs_f64(),
                 api_keys_per_user_max: i64::from(config.api_keys_per_user_max),
+                clock: config.clock.clone(),
             }),
         }
     }

@@ -341,6 +341,98 @@ pub struct Acknowledged {
     pub succeeded: Vec<String>,
     /// Refunds answered 201.
     pub refunds: Vec<String>,
+    /// Every confirm answered 200, as the client saw it.
+    pub confirms: Vec<ConfirmAnswer>,
+}
+
+/// A confirm's answer: the payment as the client was told it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmAnswer {
+    pub id: String,
+    pub status: String,
+    pub fee: Option<i64>,
+    /// Replayed from the stored answer (`Idempotent-Replayed: true`).
+    pub replayed: bool,
+}
+
+/// A payment and the count of each thing its committed writes leave: an
+/// event per change, a posting per success and refund, an answer stored
+/// under the idempotency key of each request that made one.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Footprint {
+    pub id: String,
+    pub status: String,
+    pub fee: Option<i64>,
+    pub refunds: i64,
+    pub created_events: i64,
+    pub settled_events: i64,
+    pub refunded_events: i64,
+    pub payment_postings: i64,
+    pub refund_postings: i64,
+    pub create_answers: i64,
+    pub confirm_answers: i64,
+    pub refund_answers: i64,
+}
+
+/// Payments whose writes are there only in part: a payment settled
+/// without its event, its posting or its confirm's answer, or the other
+/// way round; a refund without its event, posting or answer. Every
+/// request of the load carries an idempotency key, so every committed
+/// request left exactly one answer.
+pub fn half_written(footprints: &[Footprint]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in footprints {
+        let settled = i64::from(matches!(f.status.as_str(), "succeeded" | "failed"));
+        let paid = i64::from(f.status == "succeeded");
+        let expected = [
+            ("payment.created events", f.created_events, 1),
+            ("answers to its create", f.create_answers, 1),
+            ("succeeded or failed events", f.settled_events, settled),
+            ("answers to its confirm", f.confirm_answers, settled),
+            ("payment postings", f.payment_postings, paid),
+            ("payment.refunded events", f.refunded_events, f.refunds),
+            ("refund postings", f.refund_postings, f.refunds),
+            ("answers to its refunds", f.refund_answers, f.refunds),
+        ];
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter(|(_, found, wanted)| found != wanted)
+            .map(|(what, found, wanted)| format!("{found} {what}, not {wanted}"))
+            .collect();
+        if !wrong.is_empty() {
+            found.push(format!(
+                "{} ({}, {} refunds): {}",
+                f.id,
+                f.status,
+                f.refunds,
+                wrong.join(", ")
+            ));
+        }
+    }
+    found
+}
+
+/// Confirm answers that disagree with the payment as stored: a retry
+/// under the same key must get the answer that was committed, whether it
+/// ran the confirm or replayed it.
+pub fn answers_disagree(confirms: &[ConfirmAnswer], footprints: &[Footprint]) -> Vec<String> {
+    let stored: HashMap<&str, &Footprint> = footprints.iter().map(|f| (f.id.as_str(), f)).collect();
+    confirms
+        .iter()
+        .filter_map(|answer| match stored.get(answer.id.as_str()) {
+            Some(f) if f.status == answer.status && f.fee == answer.fee => None,
+            Some(f) => Some(format!(
+                "{}: the confirm{} answered {} with fee {:?}, stored {} with fee {:?}",
+                answer.id,
+                if answer.replayed { " (replayed)" } else { "" },
+                answer.status,
+                answer.fee,
+                f.status,
+                f.fee
+            )),
+            None => Some(format!("{}: confirmed, not in the database", answer.id)),
+        })
+        .collect()
 }
 
 /// Acknowledged writes that the payments database does not hold.
@@ -372,6 +464,78 @@ pub fn lost_writes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn footprint(status: &str, refunds: i64) -> Footprint {
+        let settled = i64::from(status != "requires_confirmation");
+        let paid = i64::from(status == "succeeded");
+        Footprint {
+            id: "pay_1".into(),
+            status: status.into(),
+            fee: (paid == 1).then_some(59),
+            refunds,
+            created_events: 1,
+            settled_events: settled,
+            refunded_events: refunds,
+            payment_postings: paid,
+            refund_postings: refunds,
+            create_answers: 1,
+            confirm_answers: settled,
+            refund_answers: refunds,
+        }
+    }
+
+    #[test]
+    fn whole_writes_pass_and_any_missing_or_extra_part_is_named() {
+        let whole = [
+            footprint("requires_confirmation", 0),
+            footprint("succeeded", 0),
+            footprint("succeeded", 2),
+            footprint("failed", 0),
+        ];
+        assert_eq!(half_written(&whole), Vec::<String>::new());
+
+        let mut no_answer = footprint("succeeded", 0);
+        no_answer.confirm_answers = 0;
+        let mut no_posting = footprint("succeeded", 1);
+        no_posting.refund_postings = 0;
+        let mut event_without_change = footprint("requires_confirmation", 0);
+        event_without_change.settled_events = 1;
+        let found = half_written(&[no_answer, no_posting, event_without_change]);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0].contains("0 answers to its confirm, not 1"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].contains("0 refund postings, not 1"), "{}", found[1]);
+        assert!(
+            found[2].contains("1 succeeded or failed events, not 0"),
+            "{}",
+            found[2]
+        );
+    }
+
+    #[test]
+    fn a_confirm_answer_must_match_the_stored_payment() {
+        let stored = [footprint("succeeded", 0)];
+        let answer = |status: &str, fee| ConfirmAnswer {
+            id: "pay_1".into(),
+            status: status.into(),
+            fee,
+            replayed: true,
+        };
+        assert!(answers_disagree(&[answer("succeeded", Some(59))], &stored).is_empty());
+        assert_eq!(answers_disagree(&[answer("failed", None)], &stored).len(), 1);
+        assert_eq!(
+            answers_disagree(&[answer("succeeded", Some(60))], &stored).len(),
+            1
+        );
+        let elsewhere = ConfirmAnswer {
+            id: "pay_2".into(),
+            ..answer("succeeded", Some(59))
+        };
+        assert_eq!(answers_disagree(&[elsewhere], &stored).len(), 1);
+    }
 
     fn stored(owner: usize, sequence: i64) -> StoredEvent {
         StoredEvent {
@@ -620,6 +784,7 @@ mod tests {
             created: vec!["pay_a".into(), "pay_b".into()],
             succeeded: vec!["pay_a".into(), "pay_b".into()],
             refunds: vec!["re_a".into(), "re_b".into()],
+            confirms: Vec::new(),
         };
         let payments = HashMap::from([
             ("pay_a".to_owned(), "succeeded".to_owned()),

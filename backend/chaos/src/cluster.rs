@@ -421,7 +421,21 @@ impl Service {
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
-        mark(&self.log, &format!("starting {}", self.name));
+        self.start_with(&[])
+    }
+
+    /// Starts with `extra` set on top of the service's own environment.
+    pub fn start_with(&mut self, extra: &[(&str, String)]) -> anyhow::Result<()> {
+        let with: Vec<String> = extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        mark(
+            &self.log,
+            &format!(
+                "starting {}{}{}",
+                self.name,
+                if with.is_empty() { "" } else { " with " },
+                with.join(" ")
+            ),
+        );
         let log = log_file(&self.log)?;
         let mut command = Command::new(&self.binary);
         // Only what we set: nothing from the caller's shell (a GATEWAY_ADDR,
@@ -433,7 +447,8 @@ impl Service {
             }
         }
         let child = command
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -493,6 +508,10 @@ impl Service {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
 }
 
 /// What the run is made of.
@@ -505,6 +524,8 @@ pub struct Platform {
     pub payments: Service,
     pub ledger: Service,
     pub gateways: [Service; 2],
+    /// Where each gateway serves `/metrics`.
+    pub gateway_metrics: [SocketAddr; 2],
 }
 
 /// The binaries a run starts.
@@ -565,13 +586,15 @@ fn loopback(port: u16) -> SocketAddr {
 
 impl Platform {
     /// Starts PostgreSQL and Redis, then the services in the order they
-    /// need each other, each one ready before the next. What was started is
-    /// stopped again if the rest fails.
+    /// need each other, each one ready before the next; `overrides` are set
+    /// for every service. What was started is stopped again if the rest
+    /// fails.
     pub async fn start(
         root: &Path,
         logs: &Path,
         binaries: &Binaries,
         deadline: Duration,
+        overrides: &[(&'static str, String)],
     ) -> anyhow::Result<Self> {
         let mut postgres = Postgres::create(root, logs).await?;
         let mut redis = match Redis::create(root, logs) {
@@ -581,8 +604,8 @@ impl Platform {
                 return Err(e);
             }
         };
-        match Self::start_services(&mut postgres, &mut redis, logs, binaries, deadline).await {
-            Ok((relay, [auth, payments, ledger, gateway_0, gateway_1])) => Ok(Self {
+        match Self::start_services(&mut postgres, &mut redis, logs, binaries, deadline, overrides).await {
+            Ok((relay, [auth, payments, ledger, gateway_0, gateway_1], gateway_metrics)) => Ok(Self {
                 postgres,
                 redis,
                 relay,
@@ -590,6 +613,7 @@ impl Platform {
                 payments,
                 ledger,
                 gateways: [gateway_0, gateway_1],
+                gateway_metrics,
             }),
             Err(e) => {
                 let _ = redis.stop().await;
@@ -606,7 +630,8 @@ impl Platform {
         logs: &Path,
         binaries: &Binaries,
         deadline: Duration,
-    ) -> anyhow::Result<(Relay, [Service; 5])> {
+        overrides: &[(&'static str, String)],
+    ) -> anyhow::Result<(Relay, [Service; 5], [SocketAddr; 2])> {
         postgres.wait_ready(deadline).await?;
         redis.wait_ready(deadline).await?;
         let relay = Relay::start(redis.addr())
@@ -619,7 +644,7 @@ impl Platform {
             .collect::<anyhow::Result<Vec<_>>>()?
             .try_into()
             .map_err(|_| anyhow::anyhow!("seven ports"))?;
-        let common = vec![
+        let mut common = vec![
             ("AUTH_DATABASE_URL", postgres.url("micro_auth")),
             ("PAYMENTS_DATABASE_URL", postgres.url("micro_payments")),
             ("LEDGER_DATABASE_URL", postgres.url("micro_ledger")),
@@ -647,6 +672,8 @@ impl Platform {
             ("GATEWAY_ADDR", gateway_0.to_string()),
             ("METRICS_ADDR", metrics_0.to_string()),
         ];
+        common.retain(|(name, _)| !overrides.iter().any(|(n, _)| n == name));
+        common.extend(overrides.iter().cloned());
         let env = |extra: &[(&str, String)]| -> Vec<(String, String)> {
             common
                 .iter()
@@ -696,7 +723,11 @@ impl Platform {
         let [g0, g1] = &mut gateways;
         wait_ready(&http, &mut [g0, g1], deadline).await?;
         let [gateway_0, gateway_1] = gateways;
-        Ok((relay, [auth, payments, ledger, gateway_0, gateway_1]))
+        Ok((
+            relay,
+            [auth, payments, ledger, gateway_0, gateway_1],
+            [metrics_0, metrics_1],
+        ))
     }
 
     pub fn services(&mut self) -> [&mut Service; 5] {

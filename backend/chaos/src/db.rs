@@ -8,7 +8,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::check::{CurrencyTotals, LedgerPosting, OwedPosting};
+use crate::check::{CurrencyTotals, Footprint, LedgerPosting, OwedPosting};
 
 /// The poster under which payments' postings are recorded (`ledger::PAYMENTS_POSTER`).
 const PAYMENTS_POSTER: &str = "platform:payments";
@@ -148,4 +148,54 @@ pub async fn trial_balance(ledger: &PgPool) -> anyhow::Result<Vec<CurrencyTotals
             credits,
         })
         .collect())
+}
+
+/// Every payment with the count of each thing a committed write leaves
+/// behind for it, read in one statement, so from one snapshot.
+pub async fn footprints(payments: &PgPool) -> anyhow::Result<Vec<Footprint>> {
+    sqlx::query_as(
+        "WITH answers AS (
+             SELECT CASE WHEN path LIKE '%/confirm' THEN 'confirm'
+                         WHEN path LIKE '%/refunds' THEN 'refund'
+                         WHEN path = '/v1/payments' THEN 'create' END AS kind,
+                    convert_from(response_body, 'UTF8')::jsonb AS body
+             FROM idempotency_keys WHERE response_status BETWEEN 200 AND 299),
+         answer_counts AS (
+             SELECT CASE kind WHEN 'refund' THEN body->>'payment' ELSE body->>'id' END AS payment_id,
+                    count(*) FILTER (WHERE kind = 'create') AS creates,
+                    count(*) FILTER (WHERE kind = 'confirm') AS confirms,
+                    count(*) FILTER (WHERE kind = 'refund') AS refunds
+             FROM answers GROUP BY 1),
+         event_counts AS (
+             SELECT object_id,
+                    count(*) FILTER (WHERE type = 'payment.created') AS created,
+                    count(*) FILTER (WHERE type IN ('payment.succeeded', 'payment.failed')) AS settled,
+                    count(*) FILTER (WHERE type = 'payment.refunded') AS refunded
+             FROM events GROUP BY object_id),
+         posting_counts AS (
+             SELECT payment_id,
+                    count(*) FILTER (WHERE kind = 'payment') AS paid,
+                    count(*) FILTER (WHERE kind = 'refund') AS refunded
+             FROM ledger_postings GROUP BY payment_id),
+         refund_counts AS (SELECT payment_id, count(*) AS refunds FROM refunds GROUP BY payment_id)
+         SELECT p.id, p.status, p.fee,
+                coalesce(r.refunds, 0) AS refunds,
+                coalesce(e.created, 0) AS created_events,
+                coalesce(e.settled, 0) AS settled_events,
+                coalesce(e.refunded, 0) AS refunded_events,
+                coalesce(l.paid, 0) AS payment_postings,
+                coalesce(l.refunded, 0) AS refund_postings,
+                coalesce(a.creates, 0) AS create_answers,
+                coalesce(a.confirms, 0) AS confirm_answers,
+                coalesce(a.refunds, 0) AS refund_answers
+         FROM payments p
+         LEFT JOIN refund_counts r ON r.payment_id = p.id
+         LEFT JOIN event_counts e ON e.object_id = p.id
+         LEFT JOIN posting_counts l ON l.payment_id = p.id
+         LEFT JOIN answer_counts a ON a.payment_id = p.id
+         ORDER BY p.id",
+    )
+    .fetch_all(payments)
+    .await
+    .context("reading what each payment's writes left")
 }

@@ -18,16 +18,20 @@ pub enum Fault {
     LedgerStop,
     /// The relay between gateway replica 1 and Redis stalls, sockets open.
     RedisPartition,
+    /// micro-payments dies on the spot at each of its failpoints in turn
+    /// (inside a confirm, in the publisher, in the posting worker).
+    PaymentsCrash,
 }
 
 impl Fault {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RedisRestart,
         Self::PostgresRestart,
         Self::PaymentsKill,
         Self::GatewayKill,
         Self::LedgerStop,
         Self::RedisPartition,
+        Self::PaymentsCrash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Fault {
             Self::GatewayKill => "gateway-kill",
             Self::LedgerStop => "ledger-stop",
             Self::RedisPartition => "redis-partition",
+            Self::PaymentsCrash => "payments-crash",
         }
     }
 
@@ -66,6 +71,11 @@ impl Fault {
                 "gateway 1 <-> Redis relay stalled for {}, sockets kept open",
                 secs(settings.stall)
             ),
+            Self::PaymentsCrash => format!(
+                "micro-payments armed at each of its {} failpoints in turn and left to die there \
+                 (abort, as under kill -9), checked while down, started again",
+                payments::failpoints::ALL.len()
+            ),
         }
     }
 }
@@ -80,7 +90,7 @@ impl FromStr for Fault {
     type Err = String;
 
     /// A fault's name, the first part of it (`redis`, `ledger`), or its
-    /// number in the issue's list, 1 to 6.
+    /// number in the list, 1 to 7.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim().to_ascii_lowercase();
         if let Ok(number) = text.parse::<usize>() {
@@ -96,13 +106,18 @@ impl FromStr for Fault {
             "gateway" => Some(Self::GatewayKill),
             "ledger" => Some(Self::LedgerStop),
             "partition" | "stall" => Some(Self::RedisPartition),
+            "crash" => Some(Self::PaymentsCrash),
             _ => None,
         };
         alias
             .or_else(|| Self::ALL.into_iter().find(|f| f.name() == text))
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown fault {text:?}; known: {} (or 1-6)", names.join(", "))
+                format!(
+                    "unknown fault {text:?}; known: {} (or 1-{})",
+                    names.join(", "),
+                    Self::ALL.len()
+                )
             })
     }
 }
@@ -133,6 +148,8 @@ pub struct Settings {
     pub drain_deadline: Duration,
     /// How long a load client retries one request before giving it up.
     pub retry_for: Duration,
+    /// For micro-payments, armed at a failpoint, to reach it under the load.
+    pub crash_deadline: Duration,
 }
 
 impl Settings {
@@ -150,6 +167,7 @@ impl Settings {
             recovery_deadline: Duration::from_secs(90),
             drain_deadline: Duration::from_secs(90),
             retry_for: Duration::from_secs(90),
+            crash_deadline: Duration::from_secs(30),
         }
     }
 
@@ -170,6 +188,7 @@ impl Settings {
             recovery_deadline: Duration::from_secs(60),
             drain_deadline: Duration::from_secs(75),
             retry_for: Duration::from_secs(60),
+            crash_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -183,9 +202,11 @@ mod tests {
         assert_eq!("redis-restart".parse(), Ok(Fault::RedisRestart));
         assert_eq!("Ledger".parse(), Ok(Fault::LedgerStop));
         assert_eq!("6".parse(), Ok(Fault::RedisPartition));
+        assert_eq!("7".parse(), Ok(Fault::PaymentsCrash));
+        assert_eq!("crash".parse(), Ok(Fault::PaymentsCrash));
         assert_eq!("1".parse(), Ok(Fault::RedisRestart));
         assert!("0".parse::<Fault>().is_err());
-        assert!("7".parse::<Fault>().is_err());
+        assert!("8".parse::<Fault>().is_err());
         let error = "disk".parse::<Fault>().expect_err("unknown");
         assert!(error.contains("postgres-restart"), "{error}");
         for fault in Fault::ALL {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod cluster;
 pub mod db;
 pub mod faults;
+pub mod limits;
 pub mod listeners;
 pub mod load;
 pub mod receiver;

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::check::{Acknowledged, Answer, Sent};
+use crate::check::{Acknowledged, Answer, ConfirmAnswer, Sent};
 
 /// An account the load pays into, with the API key its clients use.
 #[derive(Debug, Clone)]
@@ -82,6 +82,13 @@ pub struct Record {
     pub abandoned: Vec<String>,
 }
 
+/// A 2xx answer's body, and whether it was replayed from a stored answer.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub body: Value,
+    pub replayed: bool,
+}
+
 /// Sends the load's requests and records each attempt.
 #[derive(Clone)]
 pub struct Api {
@@ -141,7 +148,7 @@ impl Api {
         path: &str,
         key: &str,
         body: &Value,
-    ) -> (Answer, Value) {
+    ) -> (Answer, Reply) {
         let result = self
             .http
             .post(format!("{}{path}", self.gateways[gateway]))
@@ -152,16 +159,20 @@ impl Api {
             .await;
         let response = match result {
             Ok(response) => response,
-            Err(e) => return (classify(&e), Value::Null),
+            Err(e) => return (classify(&e), Reply::default()),
         };
         let status = response.status().as_u16();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|value| value == "true");
         match response.bytes().await {
             Ok(bytes) => {
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let code = body["error"]["code"].as_str().map(str::to_owned);
-                (Answer::Status(status, code), body)
+                (Answer::Status(status, code), Reply { body, replayed })
             }
-            Err(e) => (classify(&e), Value::Null),
+            Err(e) => (classify(&e), Reply::default()),
         }
     }
 
@@ -175,14 +186,14 @@ impl Api {
         primary: usize,
         path: &str,
         body: Value,
-    ) -> Option<Value> {
+    ) -> Option<Reply> {
         let key = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         for attempt in 0usize.. {
             let gateway = (primary + attempt) % 2;
             let sent_at = self.clock.elapsed();
-            let (answer, value) = self.send_once(owner, gateway, path, &key, &body).await;
+            let (answer, reply) = self.send_once(owner, gateway, path, &key, &body).await;
             let success = answer.is_success();
             let retryable = answer.is_retryable();
             self.record().sent.push(Sent {
@@ -193,7 +204,7 @@ impl Api {
                 answer: answer.clone(),
             });
             if success {
-                return Some(value);
+                return Some(reply);
             }
             if !retryable {
                 return None;
@@ -222,7 +233,7 @@ impl Api {
         currency: &str,
     ) -> Option<String> {
         let body = json!({"amount": amount, "currency": currency, "description": "chaos"});
-        let payment = self.call(what, owner, primary, "/v1/payments", body).await?;
+        let payment = self.call(what, owner, primary, "/v1/payments", body).await?.body;
         let id = payment["id"].as_str()?.to_owned();
         self.record().acknowledged.created.push(id.clone());
         Some(id)
@@ -241,7 +252,10 @@ impl Api {
             "pm_card_visa"
         };
         let confirm = json!({"payment_method": method});
-        let Some(payment) = self
+        let Some(Reply {
+            body: payment,
+            replayed,
+        }) = self
             .call(
                 "confirm",
                 owner,
@@ -253,7 +267,14 @@ impl Api {
         else {
             return;
         };
-        if payment["status"] != "succeeded" {
+        let status = payment["status"].as_str().unwrap_or_default().to_owned();
+        self.record().acknowledged.confirms.push(ConfirmAnswer {
+            id: id.clone(),
+            status: status.clone(),
+            fee: payment["fee"].as_i64(),
+            replayed,
+        });
+        if status != "succeeded" {
             return;
         }
         self.record().acknowledged.succeeded.push(id.clone());
@@ -267,7 +288,7 @@ impl Api {
         };
         let path = format!("/v1/payments/{id}/refunds");
         if let Some(refund) = self.call("refund", owner, primary, &path, refund).await
-            && let Some(refund_id) = refund["id"].as_str()
+            && let Some(refund_id) = refund.body["id"].as_str()
         {
             self.record().acknowledged.refunds.push(refund_id.to_owned());
         }

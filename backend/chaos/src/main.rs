@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chaos::limits::LimitSettings;
 use chaos::{Fault, Options, Settings};
 use clap::Parser;
 
@@ -18,9 +19,17 @@ struct Args {
     /// A bounded run for CI: a smaller load and shorter outages.
     #[arg(long)]
     quick: bool,
+    /// Instead of the faults, the limits: many streams held open on one
+    /// gateway (memory per stream, every event in order on each), then
+    /// floods of invalid API keys (how often auth is asked).
+    #[arg(long)]
+    limits: bool,
+    /// Streams the limits run holds open [default: 2000, quick 400].
+    #[arg(long, requires = "limits")]
+    streams: Option<usize>,
     /// Faults to inject, comma-separated, in order: redis-restart,
     /// postgres-restart, payments-kill, gateway-kill, ledger-stop,
-    /// redis-partition (or 1-6) [default: all].
+    /// redis-partition, payments-crash (or 1-7) [default: all].
     #[arg(long, value_delimiter = ',')]
     faults: Vec<Fault>,
     /// Where micro-gateway, micro-auth, micro-payments, micro-ledger and micro are
@@ -54,6 +63,26 @@ fn seconds(value: f64) -> anyhow::Result<Duration> {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
+    if args.limits {
+        let mut settings = if args.quick {
+            LimitSettings::quick()
+        } else {
+            LimitSettings::full()
+        };
+        if let Some(streams) = args.streams {
+            settings.streams = streams.max(1);
+        }
+        if let Some(owners) = args.owners {
+            settings.owners = owners.max(1);
+        }
+        let binaries = chaos::cluster::Binaries::locate(args.bin_dir)?;
+        let passed = chaos::limits::run(&binaries, &settings, args.keep_logs).await?;
+        return Ok(if passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let mut settings = if args.quick {
         Settings::quick()
     } else {

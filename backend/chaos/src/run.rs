@@ -2,6 +2,7 @@
 //! phase per fault (load, fault, recovery, drain, checks) and the table.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::report::{self, PhaseReport};
 /// ready may be answered just after.
 const GRACE: Duration = Duration::from_secs(1);
 const DRAIN_POLL: Duration = Duration::from_millis(200);
+const CRASH_POLL: Duration = Duration::from_millis(20);
 
 pub struct Options {
     pub faults: Vec<Fault>,
@@ -192,6 +194,9 @@ struct Run {
     judged_postings: HashSet<String>,
     /// Failed deliveries per listener at the start of the phase.
     failed_deliveries: Vec<usize>,
+    /// What the fault itself found, for the phase's checks to report.
+    fault_problems: Vec<String>,
+    fault_notes: Vec<String>,
 }
 
 impl Run {
@@ -202,7 +207,7 @@ impl Run {
         logs: &Path,
     ) -> anyhow::Result<Self> {
         let clock = Instant::now();
-        let mut platform = Platform::start(root, logs, binaries, settings.ready_deadline).await?;
+        let mut platform = Platform::start(root, logs, binaries, settings.ready_deadline, &[]).await?;
         println!(
             "micro-chaos: platform ready in {:.1} s (postgres :{}, redis :{}, relay {}, gateways {} and {})",
             clock.elapsed().as_secs_f64(),
@@ -238,6 +243,8 @@ impl Run {
             known: HashMap::new(),
             judged_events: HashSet::new(),
             judged_postings: HashSet::new(),
+            fault_problems: Vec::new(),
+            fault_notes: Vec::new(),
         })
     }
 
@@ -321,6 +328,9 @@ impl Run {
     /// Does the damage and undoes it; returns when the faulted part has been
     /// restarted (or continued, or reconnected), not when it is ready again.
     async fn inject(&mut self, fault: Fault) -> anyhow::Result<()> {
+        if fault == Fault::PaymentsCrash {
+            return self.crash_at_each_point().await;
+        }
         let platform = &mut self.platform;
         let settings = &self.settings;
         match fault {
@@ -354,6 +364,70 @@ impl Run {
                 tokio::time::sleep(settings.stall).await;
                 platform.relay.resume();
             }
+            Fault::PaymentsCrash => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// For each failpoint in turn: micro-payments stopped, started armed at
+    /// that point, left to die there under the load, the payments database
+    /// read for anything half-written while nothing can change it, and
+    /// micro-payments started again unarmed. The load's clients retry what
+    /// broke under the same keys, and the phase's checks judge the answers
+    /// they got against what was stored.
+    async fn crash_at_each_point(&mut self) -> anyhow::Result<()> {
+        for point in payments::failpoints::ALL {
+            let payments = &mut self.platform.payments;
+            payments.terminate().await;
+            payments.start_with(&[("FAILPOINTS", format!("{point}=return"))])?;
+            let armed = Instant::now();
+            let died = loop {
+                if let Some(status) = payments.exited() {
+                    break Some(status);
+                }
+                if armed.elapsed() >= self.settings.crash_deadline {
+                    break None;
+                }
+                tokio::time::sleep(CRASH_POLL).await;
+            };
+            match died {
+                None => {
+                    self.fault_problems.push(format!(
+                        "micro-payments armed at {point} did not die there within {:?}; \
+                         was it built with --features payments/failpoints?",
+                        self.settings.crash_deadline
+                    ));
+                    payments.terminate().await;
+                }
+                Some(status) if status.signal() != Some(nix::libc::SIGABRT) => {
+                    self.fault_problems.push(format!(
+                        "micro-payments armed at {point} exited otherwise ({status}):\n{}",
+                        cluster::tail(&payments.log, 20)
+                    ));
+                }
+                Some(_) => {
+                    let footprints = db::footprints(&self.payments_db).await?;
+                    let half = check::half_written(&footprints);
+                    if half.is_empty() {
+                        self.fault_notes.push(format!(
+                            "{point}: died {:.1} s after start; {} payments, none half-written",
+                            armed.elapsed().as_secs_f64(),
+                            footprints.len()
+                        ));
+                    }
+                    self.fault_problems.extend(
+                        half.into_iter()
+                            .map(|h| format!("half-written after dying at {point}: {h}")),
+                    );
+                }
+            }
+            self.platform.payments.start()?;
+            cluster::wait_ready(
+                &self.readiness,
+                &mut [&mut self.platform.payments],
+                self.settings.ready_deadline,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -495,6 +569,26 @@ impl Run {
                 .into_iter()
                 .map(|l| format!("acknowledged write lost: {l}")),
         );
+        let footprints = db::footprints(&self.payments_db).await?;
+        problems.extend(
+            check::half_written(&footprints)
+                .into_iter()
+                .map(|h| format!("half-written: {h}")),
+        );
+        problems.extend(
+            check::answers_disagree(&record.acknowledged.confirms, &footprints)
+                .into_iter()
+                .map(|d| format!("answer disagrees with the database: {d}")),
+        );
+        let replayed = record.acknowledged.confirms.iter().filter(|c| c.replayed).count();
+        if replayed > 0 {
+            notes.push(format!(
+                "{replayed} confirms answered from their stored answer after a retry (Idempotent-Replayed), \
+                 each checked against the stored payment"
+            ));
+        }
+        problems.append(&mut self.fault_problems);
+        notes.append(&mut self.fault_notes);
         let backlog = db::backlog(&self.payments_db).await?;
         if backlog.unposted > 0 {
             notes.push(format!(

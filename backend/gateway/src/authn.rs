@@ -186,7 +186,10 @@ async fn authenticate_key(state: &AppState, key: &str, address: &str) -> Result<
     let verified = if !key.starts_with(API_KEY_PREFIX) || state.invalid_keys.contains(&digest) {
         Err(GatewayError::InvalidApiKey)
     } else {
-        verify_key(state, key, digest).await
+        state
+            .verifying
+            .once(digest, || verify_key(state, key, digest))
+            .await
     };
     match verified {
         Err(GatewayError::InvalidApiKey) => Err(failed(state, address, GatewayError::InvalidApiKey).await),
@@ -226,6 +229,12 @@ async fn verify_key(state: &AppState, key: &str, digest: KeyDigest) -> Result<Pr
             metrics::counter!("gateway_api_key_verifications_total", "outcome" => "invalid").increment(1);
             state.invalid_keys.insert(digest);
             Err(GatewayError::InvalidApiKey)
+        }
+        // Auth's database is down or restarting: the key is neither valid
+        // nor invalid yet, and the client may retry.
+        axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!("auth cannot verify API keys right now");
+            Err(GatewayError::UpstreamUnavailable("auth"))
         }
         status => {
             tracing::error!(%status, "auth answered a key verification unexpectedly");

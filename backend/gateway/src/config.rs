@@ -49,6 +49,9 @@ pub struct GatewaySettings {
     /// Peers whose `X-Forwarded-For` is believed; empty means the TCP peer
     /// is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Where rate-limit windows read the time: the system clock, unless a
+    /// test replaces it. Not read from the environment.
+    pub clock: platform::clock::Clock,
 }
 
 fn read_addresses(lookup: Lookup, name: &'static str) -> Result<Vec<IpAddr>, ConfigError> {
@@ -88,6 +91,7 @@ impl ServiceConfig for GatewaySettings {
             subscription_deadline: read_millis(lookup, "SUBSCRIPTION_DEADLINE_MS", 3000)?,
             auth_failures_per_minute: read(lookup, "AUTH_FAILURES_PER_MINUTE", 20)?,
             trusted_proxies: read_addresses(lookup, "TRUSTED_PROXIES")?,
+            clock: platform::clock::Clock::system(),
         };
         if settings.subscription_deadline <= settings.subscription_heartbeat {
             return Err(ConfigError::Invalid {

@@ -6,7 +6,7 @@ use platform::error::ApiError;
 use crate::rate_limit::Verdict;
 
 /// What the gateway itself answers; upstream answers pass through untouched.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     #[error("no API key: send Authorization: Bearer sk_test_...")]
     MissingApiKey,

@@ -2,11 +2,13 @@
 //! auth. Entries are keyed by a SHA-256 of the key, never the key itself.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 const MAX_ENTRIES: usize = 100_000;
 
@@ -152,9 +154,125 @@ impl InvalidKeys {
     }
 }
 
+/// Verifications under way, one per key: a request that arrives with a
+/// key while auth is being asked about it waits for that answer instead of
+/// asking again. Without it, a burst of one unknown key from many
+/// connections costs auth a lookup per connection before the first answer
+/// fills either cache.
+#[derive(Debug)]
+pub struct InFlight<T> {
+    pending: Mutex<HashMap<KeyDigest, Arc<OnceCell<T>>>>,
+}
+
+impl<T> Default for InFlight<T> {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> InFlight<T> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<KeyDigest, Arc<OnceCell<T>>>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `verify`'s answer for `digest`, shared with every caller that comes
+    /// while it runs. Should the running caller go away (its client
+    /// disconnected), a waiting one runs its own `verify` instead.
+    pub async fn once<F, Fut>(&self, digest: KeyDigest, verify: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let cell = self.pending().entry(digest).or_default().clone();
+        let answer = cell.get_or_init(verify).await.clone();
+        // Later requests find the caches filled, or, after an error, ask afresh.
+        let mut pending = self.pending();
+        if pending
+            .get(&digest)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            pending.remove(&digest);
+        }
+        answer
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.pending().len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn concurrent_verifications_of_one_key_ask_once_and_share_the_answer() {
+        let in_flight = Arc::new(InFlight::<Result<String, String>>::default());
+        let asked = Arc::new(AtomicU64::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let (in_flight, asked, release) = (in_flight.clone(), asked.clone(), release.clone());
+                tokio::spawn(async move {
+                    in_flight
+                        .once(digest("sk_test_same"), || async move {
+                            asked.fetch_add(1, Ordering::SeqCst);
+                            release.notified().await;
+                            Err("invalid".to_owned())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        // On the test's one thread, each yield runs every spawned caller
+        // until it waits: all 50 are waiting before the answer comes.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        release.notify_one();
+        for caller in callers {
+            assert_eq!(caller.await.expect("joined"), Err("invalid".to_owned()));
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(in_flight.len(), 0, "nothing is kept once answered");
+
+        let again = in_flight
+            .once(digest("sk_test_same"), || async { Ok("usr_1".to_owned()) })
+            .await;
+        assert_eq!(again, Ok("usr_1".to_owned()), "a later request asks afresh");
+    }
+
+    #[tokio::test]
+    async fn a_verification_abandoned_by_its_caller_is_run_by_a_waiting_one() {
+        let in_flight = Arc::new(InFlight::<u32>::default());
+        let started = Arc::new(tokio::sync::Notify::new());
+        let first = {
+            let (in_flight, started) = (in_flight.clone(), started.clone());
+            tokio::spawn(async move {
+                in_flight
+                    .once(digest("k"), || async move {
+                        started.notify_one();
+                        std::future::pending::<u32>().await
+                    })
+                    .await
+            })
+        };
+        started.notified().await;
+        let second = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.once(digest("k"), || async { 7 }).await })
+        };
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        first.abort();
+        assert_eq!(second.await.expect("joined"), 7);
+    }
 
     #[test]
     fn invalid_keys_are_remembered_briefly_and_bounded() {

@@ -7,7 +7,8 @@ use platform::session::SessionVerifier;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::key_cache::{InvalidKeys, KeyCache};
+use crate::GatewayError;
+use crate::key_cache::{InFlight, InvalidKeys, KeyCache, Principal};
 use crate::rate_limit::RateLimiter;
 use crate::stream::hub::Hub;
 use crate::stream::slots::StreamSlots;
@@ -44,6 +45,7 @@ pub struct Inner {
     pub(crate) keys: Keys,
     pub(crate) key_cache: Arc<KeyCache>,
     pub(crate) invalid_keys: Arc<InvalidKeys>,
+    pub(crate) verifying: Arc<InFlight<Result<Principal, GatewayError>>>,
     pub(crate) limiter: RateLimiter,
     pub(crate) limits: Limits,
     pub(crate) hub: Arc<Hub>,
@@ -96,7 +98,13 @@ impl AppState {
             sessions: SessionVerifier::new(&config.jwt_secret),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
-            limiter: RateLimiter::new(redis, keys.clone(), config.rate_limit_window),
+            verifying: Arc::default(),
+            limiter: RateLimiter::new(
+                redis,
+                keys.clone(),
+                config.rate_limit_window,
+                config.clock.clone(),
+            ),
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,

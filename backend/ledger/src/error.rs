@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
-use platform::error::{ApiError, internal_error};
+use platform::error::{ApiError, database_error};
 
 use crate::domain::InputError;
 
@@ -77,7 +77,7 @@ impl LedgerError {
                 tracing::warn!(error = %e, "gave up a posting after repeated conflicts");
                 ApiError::unavailable("ledger_busy", message)
             }
-            Self::Database(e) => internal_error("ledger database", e),
+            Self::Database(e) => database_error("ledger database", e),
         }
     }
 }

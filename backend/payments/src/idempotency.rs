@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::domain::IdempotencyKey;
+use crate::failpoints;
 use crate::{AppState, PaymentsError};
 
 /// How long answers are kept, at least: Stripe's 24 hours.
@@ -249,7 +250,14 @@ impl Post {
                 }
             })?;
         }
+        let confirm = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
+        if confirm {
+            failpoints::die_at(failpoints::CONFIRM_ANSWER_STORED);
+        }
         tx.commit().await?;
+        if confirm {
+            failpoints::die_at(failpoints::CONFIRM_COMMITTED);
+        }
         Ok(StoredResponse {
             status,
             body,

@@ -7,6 +7,7 @@
 mod config;
 mod domain;
 mod error;
+pub mod failpoints;
 mod idempotency;
 mod routes;
 mod state;

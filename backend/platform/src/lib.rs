@@ -3,6 +3,7 @@
 //! internal tokens; with the `testing` feature, the test harness's fresh
 //! databases.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -4,16 +4,22 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::ServiceConfig;
+use crate::clock::Clock;
+use crate::config::{INTERNAL_TOKEN_SECRET, RedisSettings, ServiceConfig};
 use crate::db::DbTimeouts;
+use crate::http::Server;
 
 /// Where test databases are created; `TEST_DATABASE_URL` overrides it.
 pub fn admin_url() -> String {
@@ -166,51 +172,216 @@ where
     }
 }
 
-/// One service running in-process on an ephemeral port, with an HTTP client
-/// that signs each request with the internal token the gateway would send.
-/// Dropping it starts the service's graceful shutdown.
-pub struct ServiceUnderTest {
+/// A clock that stands still until the test moves it, so that a window or
+/// a lockout ends exactly when the test says and never in the middle of a
+/// burst. It starts at the real time, so that what it stamps looks like any
+/// other row, cut to the whole second, so that a whole number of seconds
+/// from it (a `Retry-After`) lands exactly on a window's end.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Self(Arc::new(Mutex::new(
+            UNIX_EPOCH + Duration::from_secs(since_epoch),
+        )))
+    }
+
+    pub fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) += by;
+    }
+
+    /// The handle services read, for the `clock` of the gateway's and
+    /// auth's settings.
+    pub fn clock(&self) -> Clock {
+        let this = self.clone();
+        Clock::from_fn(move || this.now())
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The services that keep a database of their own, and the setting that
+/// names each one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceDatabase {
+    Auth,
+    Payments,
+    Ledger,
+}
+
+impl ServiceDatabase {
+    pub const ALL: [Self; 3] = [Self::Auth, Self::Payments, Self::Ledger];
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Payments => "payments",
+            Self::Ledger => "ledger",
+        }
+    }
+
+    /// The variable the service reads its database URL from.
+    pub const fn variable(self) -> &'static str {
+        match self {
+            Self::Auth => "AUTH_DATABASE_URL",
+            Self::Payments => "PAYMENTS_DATABASE_URL",
+            Self::Ledger => "LEDGER_DATABASE_URL",
+        }
+    }
+
+    /// Reserves a fresh database for this service and points `env` at it.
+    pub fn reserve(self, env: TestEnv) -> (TestEnv, TestDatabase) {
+        let db = TestDatabase::reserve(self.name());
+        (env.with(self.variable(), db.url.clone()), db)
+    }
+}
+
+async fn ephemeral_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port")
+}
+
+/// One service running in-process on its own database and an ephemeral
+/// port, with an HTTP client that signs each request with the internal
+/// token the gateway would send. Dropping it starts the service's graceful
+/// shutdown; its database goes when the last instance on it has gone.
+pub struct TestService<C> {
     pub base: String,
     pub http: reqwest::Client,
     pub tokens: crate::internal_token::InternalTokens,
-    shutdown: tokio_util::sync::CancellationToken,
+    /// What it runs with, to start another instance alike.
+    pub config: C,
+    /// The variables its configuration was read from.
+    pub env: TestEnv,
+    pub db: Arc<TestDatabase>,
+    shutdown: CancellationToken,
 }
 
-impl ServiceUnderTest {
-    /// Binds 127.0.0.1:0 and starts the service with `build`, as its binary
-    /// would; requests are signed with `internal_token_secret`.
-    pub async fn spawn<Build, Running>(internal_token_secret: &SecretString, build: Build) -> Self
-    where
-        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
-        Running: Future<Output = anyhow::Result<crate::http::Server>>,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind an ephemeral port");
-        Self::spawn_on(internal_token_secret, listener, build).await
+impl<C: ServiceConfig> TestService<C> {
+    /// Starts the service with `build`, as its binary would, on a fresh
+    /// database and 127.0.0.1:0, with the test configuration after `adjust`.
+    pub async fn start(
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::start_in(TestEnv::new(), service, adjust, build).await
     }
 
-    /// Starts the service on a listener the test bound itself, so that the
-    /// address can be known (or refused) before the service exists.
-    pub async fn spawn_on<Build, Running>(
-        internal_token_secret: &SecretString,
-        listener: tokio::net::TcpListener,
-        build: Build,
-    ) -> Self
-    where
-        Build: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Running,
-        Running: Future<Output = anyhow::Result<crate::http::Server>>,
-    {
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let server = build(listener, shutdown.clone())
+    /// As `start`, reading the configuration from `env`.
+    pub async fn start_in(
+        env: TestEnv,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::start_on_in(ephemeral_port().await, env, service, adjust, build).await
+    }
+
+    /// As `start`, on a listener the test bound itself, so that the address
+    /// can be known (or refused) before the service exists.
+    pub async fn start_on(
+        listener: TcpListener,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::start_on_in(listener, TestEnv::new(), service, adjust, build).await
+    }
+
+    async fn start_on_in(
+        listener: TcpListener,
+        env: TestEnv,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        let (env, db) = service.reserve(env);
+        let mut config: C = env.config();
+        adjust(&mut config);
+        Self::serve(listener, env, config, Arc::new(db), build).await
+    }
+
+    /// Another instance on `db` with `config`, read from `env`, on
+    /// 127.0.0.1:0, as a replica or a restarted process would be.
+    pub async fn instance(
+        env: TestEnv,
+        config: C,
+        db: Arc<TestDatabase>,
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::serve(ephemeral_port().await, env, config, db, build).await
+    }
+
+    async fn serve(
+        listener: TcpListener,
+        env: TestEnv,
+        config: C,
+        db: Arc<TestDatabase>,
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        let shutdown = CancellationToken::new();
+        let server = build(&config, listener, shutdown.clone())
             .await
             .expect("the service starts");
+        let secret = INTERNAL_TOKEN_SECRET
+            .read(&|name| env.get(name))
+            .expect("the test configuration is valid");
         Self {
             base: format!("http://{}", server.local_addr),
             http: reqwest::Client::new(),
-            tokens: crate::internal_token::InternalTokens::new(internal_token_secret),
+            tokens: crate::internal_token::InternalTokens::new(&secret),
+            config,
+            env,
+            db,
             shutdown,
         }
+    }
+
+    /// A pool of its own on the service's database, for speaking SQL directly.
+    pub async fn pool(&self) -> PgPool {
+        self.db.pool().await
+    }
+
+    /// The Prometheus text the service serves.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    pub async fn get(
+        &self,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, caller, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        caller: &crate::internal_token::Caller,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, caller, Some(body)).await
     }
 
     pub fn request(
@@ -257,8 +428,98 @@ impl ServiceUnderTest {
     }
 }
 
-impl Drop for ServiceUnderTest {
+impl<C> Drop for TestService<C> {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// An address where nothing listens: connecting is refused at once.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// A TCP link to a shared server that the test can cut and restore on the
+/// same port, since the server itself cannot be stopped: cutting closes
+/// every connection through it and refuses new ones, which is what payments
+/// sees when Redis stops or PostgreSQL restarts.
+pub struct Link {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// A link to the test Redis, closed until `open`.
+    pub async fn to_redis() -> Self {
+        let env = TestEnv::new();
+        let upstream = RedisSettings::from_lookup(&|name| env.get(name))
+            .url
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .and_then(|hostport| hostport.parse().ok())
+            .expect("the test Redis URL is redis://host:port");
+        Self {
+            addr: closed_port().await,
+            upstream,
+            relay: None,
+        }
+    }
+
+    /// An open link to the test PostgreSQL.
+    pub async fn to_postgres() -> Self {
+        let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL is a valid URL");
+        let upstream = tokio::net::lookup_host((admin.get_host(), admin.get_port()))
+            .await
+            .expect("the database's address")
+            .next()
+            .expect("an address");
+        let mut link = Self {
+            addr: closed_port().await,
+            upstream,
+            relay: None,
+        };
+        link.open().await;
+        link
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// `url` with its host and port replaced by this link's.
+    pub fn postgres_url(&self, url: &str) -> String {
+        PgConnectOptions::from_str(url)
+            .expect("a database URL")
+            .host("127.0.0.1")
+            .port(self.addr.port())
+            .to_url_lossy()
+            .to_string()
+    }
+
+    pub async fn open(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("the same port again");
+        let upstream = self.upstream;
+        self.relay = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and drops every open connection.
+    pub async fn cut(&mut self) {
+        // Aborting the relay drops its listener and every connection it holds.
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+            let _ = relay.await;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The end-to-end harness: the whole stack on ephemeral ports, with fresh
 //! databases and its own Redis namespace, torn down when the test ends.
 
-use platform::testing::{TestDatabase, TestEnv};
+use platform::testing::{ServiceDatabase, TestDatabase, TestEnv};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Stack, StackSettings};
@@ -10,7 +10,7 @@ pub struct TestStack {
     pub stack: Stack,
     pub config: StackSettings,
     shutdown: CancellationToken,
-    _databases: Vec<TestDatabase>,
+    _databases: [TestDatabase; 3],
 }
 
 impl TestStack {
@@ -26,17 +26,15 @@ impl TestStack {
     /// Starts with what the services read from `env`, after `adjust`: for a
     /// setting every service reads, such as `REDIS_URL`.
     pub async fn start_in(env: TestEnv, adjust: impl FnOnce(&mut StackSettings)) -> Self {
+        let mut env = env;
+        let databases = ServiceDatabase::ALL.map(|service| {
+            let (with_db, db) = service.reserve(env.clone());
+            env = with_db;
+            db
+        });
         // One environment for all four, so that they share its Redis namespace.
         let mut config =
             StackSettings::from_lookup(&|name| env.get(name)).expect("the test configuration is valid");
-        let databases = vec![
-            TestDatabase::reserve("auth"),
-            TestDatabase::reserve("payments"),
-            TestDatabase::reserve("ledger"),
-        ];
-        config.auth.database.url = databases[0].url.clone().into();
-        config.payments.database.url = databases[1].url.clone().into();
-        config.ledger.database.url = databases[2].url.clone().into();
         adjust(&mut config);
         let shutdown = CancellationToken::new();
         let stack = Stack::start(config.clone(), shutdown.clone())

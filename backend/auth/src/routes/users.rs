@@ -116,20 +116,21 @@ fn client_address(headers: &axum::http::HeaderMap) -> String {
 /// quiet for the maximum delay starts over.
 async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> Result<(), AuthError> {
     let policy = &state.policy;
+    let now: DateTime<Utc> = policy.clock.now().into();
     let reserved: Option<i32> = sqlx::query_scalar(
         "INSERT INTO login_attempts AS a (email, address, failures, locked_until, last_attempt_at)
-         VALUES ($1, $2, 1, CASE WHEN 1 >= $3 THEN now() + make_interval(secs => $4) END, now())
+         VALUES ($1, $2, 1, CASE WHEN 1 >= $3 THEN $6 + make_interval(secs => $4) END, $6)
          ON CONFLICT (email, address) DO UPDATE SET
-           failures = CASE WHEN a.last_attempt_at + make_interval(secs => $5) <= now() THEN 1
+           failures = CASE WHEN a.last_attempt_at + make_interval(secs => $5) <= $6 THEN 1
                            ELSE a.failures + 1 END,
            locked_until = CASE
-             WHEN a.last_attempt_at + make_interval(secs => $5) <= now() THEN
-               CASE WHEN 1 >= $3 THEN now() + make_interval(secs => $4) END
-             WHEN a.failures + 1 >= $3 THEN now() + make_interval(secs =>
+             WHEN a.last_attempt_at + make_interval(secs => $5) <= $6 THEN
+               CASE WHEN 1 >= $3 THEN $6 + make_interval(secs => $4) END
+             WHEN a.failures + 1 >= $3 THEN $6 + make_interval(secs =>
                least($5, $4 * power(2, least(a.failures + 1 - $3, 40))))
            END,
-           last_attempt_at = now()
-         WHERE a.locked_until IS NULL OR a.locked_until <= now()
+           last_attempt_at = $6
+         WHERE a.locked_until IS NULL OR a.locked_until <= $6
          RETURNING a.failures",
     )
     .bind(email)
@@ -137,17 +138,19 @@ async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> 
     .bind(policy.free_login_attempts)
     .bind(policy.login_lockout_base_seconds)
     .bind(policy.login_lockout_max_seconds)
+    .bind(now)
     .fetch_optional(&state.db)
     .await?;
     if reserved.is_some() {
         return Ok(());
     }
     let remaining_ms: Option<i64> = sqlx::query_scalar(
-        "SELECT ceil(extract(epoch FROM locked_until - now()) * 1000)::BIGINT
+        "SELECT ceil(extract(epoch FROM locked_until - $3) * 1000)::BIGINT
          FROM login_attempts WHERE email = $1 AND address = $2",
     )
     .bind(email)
     .bind(address)
+    .bind(now)
     .fetch_optional(&state.db)
     .await?
     .flatten();

@@ -32,6 +32,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: usize = 500;
 /// The stream only sends; what a client may send (pongs, a close) is tiny.
 const MAX_INCOMING_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * MAX_INCOMING_BYTES;
 /// Sent when the API key the stream was opened with is revoked; a client
 /// should not reconnect with that key.
 pub const CLOSE_KEY_REVOKED: u16 = 4001;
@@ -109,7 +110,11 @@ pub async fn handler(
         Some(id) => Some(event_sequence(&state, &principal, id).await?),
         None => after_sequence,
     };
+    // A client sends nothing but pongs and a close, so the read buffer
+    // needs only a few small frames, not the 128 KiB WebSocket libraries
+    // allocate by default: that default was most of a stream's memory.
     let upgrade = upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_INCOMING_BYTES)
         .max_frame_size(MAX_INCOMING_BYTES);
     Ok(upgrade.on_upgrade(move |socket| async move {
@@ -147,6 +152,12 @@ async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Re
         .map_err(|e| crate::proxy::upstream_error("payments", &e))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Err(GatewayError::UnknownEvent);
+    }
+    // Payments' database is down or restarting: the stream can be resumed
+    // once it is back, so the client is told to retry, not that payments
+    // answered nonsense.
+    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Err(GatewayError::UpstreamUnavailable("payments"));
     }
     if !response.status().is_success() {
         return Err(GatewayError::BadGateway("payments"));

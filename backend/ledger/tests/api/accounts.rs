@@ -1,6 +1,10 @@
 //! Accounts: creation, reading with balances, listing, statements.
 
+use std::time::Duration;
+
+use platform::testing::{Link, eventually};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestLedger, code, payments, user};
@@ -230,4 +234,32 @@ async fn a_statement_lists_entries_newest_first_with_running_balances() {
         "an entry of another account is no cursor here"
     );
     assert_eq!(code(&error), "invalid_cursor");
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_and_reads_work_again_afterwards() {
+    let mut link = Link::to_postgres().await;
+    let ledger = TestLedger::start_with(|config| {
+        config.database.url = link.postgres_url(config.database.url.expose_secret()).into();
+    })
+    .await;
+    let ada = user("usr_ada");
+    let id = ledger.create_account(&ada, "Cash", "asset", "usd").await;
+
+    link.cut().await;
+    let (status, answer) = ledger.get("/v1/ledger/accounts", &ada).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(code(&answer), "database_unavailable");
+
+    link.open().await;
+    let listed = eventually(Duration::from_secs(15), || {
+        let (ledger, ada) = (&ledger, &ada);
+        async move {
+            let (status, list) = ledger.get("/v1/ledger/accounts", ada).await;
+            (status == StatusCode::OK).then_some(list)
+        }
+    })
+    .await
+    .expect("listed once the database is back");
+    assert_eq!(listed["data"][0]["id"], id.as_str());
 }

@@ -115,7 +115,7 @@ async fn concurrent_transfers_lose_nothing_and_double_nothing() {
         assert_eq!(account["balance"], expected_balance[index], "{account}");
         assert_eq!(account["entry_count"], expected_entries[index], "{account}");
     }
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     assert_books_consistent(&pool).await;
 
     let lines = ledger.trial_balance().await;
@@ -223,7 +223,7 @@ async fn concurrent_payment_postings_hit_the_hot_accounts_exactly_once() {
             *owed.entry(merchant).or_default() -= amount;
         }
     }
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     let balances: HashMap<String, i64> = sqlx::query_as(
         "SELECT coalesce(a.owner_id, a.system_role), b.balance
          FROM accounts a JOIN account_balances b ON b.account_id = a.id WHERE a.currency = 'usd'",
@@ -291,7 +291,7 @@ async fn concurrent_withdrawals_never_overdraw_a_guarded_account() {
     let account = ledger.account(&ada, &wallet).await;
     assert_eq!(account["balance"], 0);
     assert_eq!(account["entry_count"], 101);
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 /// A posting chosen as a deadlock victim by PostgreSQL is retried by the
@@ -305,7 +305,7 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
     // Ids sort by creation: the posting locks `first`, then `second`.
     let first = ledger.create_account(&ada, "first", "asset", "usd").await;
     let second = ledger.create_account(&ada, "second", "asset", "usd").await;
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     let mut blocker = pool.begin().await.expect("begin");
     sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
         .bind(&second)
@@ -354,7 +354,7 @@ async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
     let ada = user("usr_ada");
     let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
     let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     for round in 0..ROUNDS {
         let (status, original) = ledger
             .transfer(&ada, &format!("sale-{round}"), &cash, &sales, 100)

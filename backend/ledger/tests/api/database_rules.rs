@@ -15,7 +15,7 @@ async fn books() -> (TestLedger, PgPool, String, String, String) {
     let (status, txn) = ledger.transfer(&ada, "sale", &cash, &sales, 100).await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{txn}");
     let txn = txn["id"].as_str().expect("id").to_owned();
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     (ledger, pool, cash, sales, txn)
 }
 
@@ -245,7 +245,7 @@ async fn a_guarded_balance_cannot_be_set_below_zero() {
             json!({"name": "wallet", "type": "liability", "currency": "usd", "must_not_go_negative": true}),
         )
         .await;
-    let pool = ledger.sql().await;
+    let pool = ledger.pool().await;
     let error = refused(
         &pool,
         &[&format!(

@@ -1,19 +1,16 @@
 use ledger::LedgerSettings;
 use platform::internal_token::{Caller, Service};
-use platform::testing::{ServiceUnderTest, TestDatabase, config};
-use reqwest::{Method, StatusCode};
+use platform::testing::{ServiceDatabase, TestService};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-pub struct TestLedger {
-    service: ServiceUnderTest,
-    pub db: TestDatabase,
-}
+pub struct TestLedger(TestService<LedgerSettings>);
 
 impl std::ops::Deref for TestLedger {
-    type Target = ServiceUnderTest;
-    fn deref(&self) -> &ServiceUnderTest {
-        &self.service
+    type Target = TestService<LedgerSettings>;
+    fn deref(&self) -> &TestService<LedgerSettings> {
+        &self.0
     }
 }
 
@@ -23,28 +20,7 @@ impl TestLedger {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut LedgerSettings)) -> Self {
-        let mut config: LedgerSettings = config();
-        let db = TestDatabase::reserve("ledger");
-        config.database.url = db.url.clone().into();
-        adjust(&mut config);
-        let service = ServiceUnderTest::spawn(&config.internal_token_secret, |listener, shutdown| {
-            ledger::build(&config, listener, shutdown)
-        })
-        .await;
-        Self { service, db }
-    }
-
-    /// A pool for speaking SQL to the ledger's database directly.
-    pub async fn sql(&self) -> PgPool {
-        self.db.pool().await
-    }
-
-    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> (StatusCode, Value) {
-        self.send(Method::POST, path, caller, Some(body)).await
-    }
-
-    pub async fn get(&self, path: &str, caller: &Caller) -> (StatusCode, Value) {
-        self.send(Method::GET, path, caller, None).await
+        Self(TestService::start(ServiceDatabase::Ledger, adjust, ledger::build).await)
     }
 
     pub async fn create_account(&self, owner: &Caller, name: &str, kind: &str, currency: &str) -> String {

@@ -79,7 +79,7 @@ async fn a_payment_credits_the_merchant_less_the_fee() {
         ledger.trial_balance().await,
         json!([{"currency": "usd", "debits": 10_000, "credits": 10_000}])
     );
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn a_repeated_posting_answers_the_same_transaction_byte_for_byte() {
 
     assert_eq!(merchant_balance_account(&ledger).await["balance"], 2_000 - 88);
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
-        .fetch_one(&ledger.sql().await)
+        .fetch_one(&ledger.pool().await)
         .await
         .expect("count");
     assert_eq!(count, 1);
@@ -170,7 +170,7 @@ async fn a_refund_debits_the_merchant_and_keeps_the_fee() {
     assert_eq!(merchant["balance"], 9_680 - 4_000);
     assert_eq!(merchant["version"], 2);
     assert_trial_balance_zero(&ledger.trial_balance().await);
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 #[tokio::test]
@@ -208,7 +208,7 @@ async fn accounts_exist_per_merchant_and_currency() {
     }
     let roles: Vec<(Option<String>, String, String)> =
         sqlx::query_as("SELECT owner_id, currency, system_role FROM accounts ORDER BY 3, 2, 1")
-            .fetch_all(&ledger.sql().await)
+            .fetch_all(&ledger.pool().await)
             .await
             .expect("accounts");
     let expected = [

@@ -122,7 +122,7 @@ fn balances_are_the_sum_of_their_entries() {
         });
     });
     runtime.block_on(async {
-        assert_books_consistent(&ledger.sql().await).await;
+        assert_books_consistent(&ledger.pool().await).await;
     });
     drop(ledger);
 }

@@ -25,7 +25,7 @@ async fn a_bounded_soak_breaks_no_rule() {
         seed: 20_260_801,
     };
     let started = Instant::now();
-    let report = run(&ledger.base, ledger.tokens.clone(), &ledger.sql().await, &config)
+    let report = run(&ledger.base, ledger.tokens.clone(), &ledger.pool().await, &config)
         .await
         .expect("the soak runs");
     println!(
@@ -350,7 +350,7 @@ fn the_ledger_answers_as_a_model_of_its_rules() {
         });
     });
     runtime.block_on(async {
-        assert_books_consistent(&ledger.sql().await).await;
+        assert_books_consistent(&ledger.pool().await).await;
     });
     drop(ledger);
 }

@@ -62,7 +62,7 @@ async fn a_journal_entry_moves_balances_on_their_normal_side() {
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = ledger.get(&format!("/v1/ledger/transactions/{id}"), &bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn a_guarded_account_never_goes_negative() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(ledger.balance(&ada, &spend).await, -995);
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 #[tokio::test]
@@ -239,7 +239,7 @@ async fn a_reversal_mirrors_the_original_once() {
     let (status, _) = ledger.post(&path, &user("usr_bob"), json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(ledger.balance(&ada, &cash).await, 0);
-    assert_books_consistent(&ledger.sql().await).await;
+    assert_books_consistent(&ledger.pool().await).await;
 }
 
 #[tokio::test]

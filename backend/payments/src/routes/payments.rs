@@ -18,6 +18,7 @@ use super::page_limit;
 use crate::domain::{
     Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
+use crate::failpoints;
 use crate::idempotency::{Begun, Post};
 use crate::store::{self, NewEvent};
 use crate::{AppState, PaymentsError};
@@ -144,6 +145,7 @@ async fn confirm_in(
             status: payment.status,
         });
     }
+    failpoints::die_at(failpoints::CONFIRM_LOCKED);
     // A test method answers at once, so the payment passes through
     // processing to its outcome inside this transaction: no other request
     // ever sees it processing, and no crash can leave it there.
@@ -174,6 +176,7 @@ async fn confirm_in(
         at: store::now(),
     };
     store::settle_payment(conn, &payment, &event).await?;
+    failpoints::die_at(failpoints::CONFIRM_SETTLED);
     tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
     Ok((StatusCode::OK, payment))
 }

@@ -181,6 +181,9 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
         }
     }
 
+    if !posted.0.is_empty() {
+        crate::failpoints::die_at(crate::failpoints::POSTINGS_POSTED);
+    }
     let mut tx = db.begin().await?;
     // This transaction only records what the ledger already holds durably.
     // Should a database crash lose it, the postings are sent again and the

@@ -241,6 +241,7 @@ async fn publish_events(
         pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
     }
     pipe.query_async::<()>(redis).await?;
+    crate::failpoints::die_at(crate::failpoints::EVENTS_PUBLISHED);
     sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use platform::session::{SessionClaims, SessionTokens};
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use stack::testing::TestStack;
 
@@ -177,4 +178,37 @@ async fn the_gateway_serves_health_metrics_and_openapi() {
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     let (status, body) = client.get("/nothing/here", None).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "route_not_found"));
+}
+
+#[tokio::test]
+async fn a_key_checked_while_auths_database_is_down_is_503_not_invalid_and_works_after() {
+    let mut link = platform::testing::Link::to_postgres().await;
+    let stack = TestStack::start_with(|config| {
+        let url = link.postgres_url(config.auth.database.url.expose_secret());
+        config.auth.database.url = url.into();
+    })
+    .await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+
+    link.cut().await;
+    let (status, body) = client.get("/v1/payments", Some(&ada.api_key)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        "{body}"
+    );
+
+    // Not remembered as invalid: the key works as soon as auth can look it up.
+    link.open().await;
+    let listed = platform::testing::eventually(Duration::from_secs(15), || {
+        let (client, key) = (&client, &ada.api_key);
+        async move {
+            let (status, list) = client.get("/v1/payments", Some(key)).await;
+            (status == StatusCode::OK).then_some(list)
+        }
+    })
+    .await
+    .expect("the key works once auth's database is back");
+    assert_eq!(listed["object"], "list");
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use platform::testing::TestEnv;
+use platform::testing::{ManualClock, TestEnv};
 use reqwest::{Method, StatusCode};
 use stack::testing::TestStack;
 use tokio_util::sync::CancellationToken;
@@ -11,24 +11,16 @@ fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
-/// Waits out the current window when less than `needed` of it is left, so
-/// that a burst of requests lands in one window.
-async fn start_of_a_window(client: &Client, key: &str, needed: Duration) {
-    let (_, headers, _) = client
-        .send(Method::GET, "/v1/webhooks/secret", Some(key), None)
-        .await;
-    let reset = header(&headers, "ratelimit-reset").expect("a reset header");
-    if Duration::from_secs(reset) < needed {
-        tokio::time::sleep(Duration::from_secs(reset)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_101st_request_in_a_window_is_refused_and_the_next_window_admits() {
-    let stack = TestStack::start_with(|c| c.gateway.rate_limit_window = Duration::from_secs(20)).await;
+    let clock = ManualClock::new();
+    let stack = TestStack::start_with(|c| {
+        c.gateway.rate_limit_window = Duration::from_secs(20);
+        c.gateway.clock = clock.clock();
+    })
+    .await;
     let client = Client::new(&stack);
     let ada = client.developer("ada@example.com").await;
-    start_of_a_window(&client, &ada.api_key, Duration::from_secs(12)).await;
     // Whatever the warm-up used, count from what the gateway says is left.
     let (_, headers, _) = client
         .send(Method::GET, "/v1/webhooks/secret", Some(&ada.api_key), None)
@@ -55,7 +47,11 @@ async fn the_101st_request_in_a_window_is_refused_and_the_next_window_admits() {
     let retry_after = header(&headers, "retry-after").expect("retry-after");
     assert!((1..=20).contains(&retry_after), "{retry_after}");
 
-    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    // Still refused a moment before the window ends: only the next one admits.
+    clock.advance(Duration::from_secs(retry_after) - Duration::from_millis(1));
+    let (status, _) = client.get("/v1/webhooks/secret", Some(&ada.api_key)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    clock.advance(Duration::from_millis(1));
     let (status, headers, _) = client
         .send(Method::GET, "/v1/webhooks/secret", Some(&ada.api_key), None)
         .await;
@@ -65,7 +61,13 @@ async fn the_101st_request_in_a_window_is_refused_and_the_next_window_admits() {
 
 #[tokio::test]
 async fn keys_have_separate_budgets_and_replicas_share_one() {
-    let stack = TestStack::start_with(|c| c.gateway.rate_limit_per_minute = 10).await;
+    // A clock that stands still, so that the window cannot roll over mid-test.
+    let clock = ManualClock::new();
+    let stack = TestStack::start_with(|c| {
+        c.gateway.rate_limit_per_minute = 10;
+        c.gateway.clock = clock.clock();
+    })
+    .await;
     let second_gateway_shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let second = gateway::build(
@@ -79,7 +81,6 @@ async fn keys_have_separate_budgets_and_replicas_share_one() {
     let replica = Client::at(format!("http://{}", second.local_addr));
     let ada = first.developer("ada@example.com").await;
     let bob = first.developer("bob@example.com").await;
-    start_of_a_window(&first, &bob.api_key, Duration::from_secs(20)).await;
 
     let mut admitted = 0;
     for i in 0..14 {
