@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let every = Duration::from_micros(1_000_000 / rate.max(1));
 
     // 2 requests a payment at any rate the bench asks for: lift the per-key budget.
-    let stack = TestStack::start_with(|c| c.rate_limit_per_minute = 1_000_000).await;
+    let stack = TestStack::start_with(|c| c.gateway.rate_limit_per_minute = 1_000_000).await;
     let api = Client::new(&stack.gateway_url())?;
     let credentials = Credentials {
         email: "bench@example.com".into(),
@@ -214,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
             to_frame.push(millis(*at, *frame));
         }
     }
-    let redis = redis_round_trip(&stack.config.redis_url, count, every).await?;
+    let redis = redis_round_trip(&stack.config.gateway.redis.url, count, every).await?;
 
     println!("bench-listen: {count} payments at {rate}/s, loopback");
     summary("confirm returned -> receiver got signed POST", end_to_end);

@@ -254,7 +254,7 @@ async fn the_console_says_when_the_gateway_is_gone_and_recovers_by_itself() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let gateway = gateway::build(&stack.stack.config, listener, shutdown.clone())
+    let gateway = gateway::build(&stack.stack.config.gateway, listener, shutdown.clone())
         .await
         .expect("a gateway starts");
     let config = tempfile::tempdir().expect("tempdir");
@@ -296,7 +296,7 @@ async fn the_console_says_when_the_gateway_is_gone_and_recovers_by_itself() {
         .await
         .expect("the same port again");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let _gateway = gateway::build(&stack.stack.config, listener, shutdown.clone())
+    let _gateway = gateway::build(&stack.stack.config.gateway, listener, shutdown.clone())
         .await
         .expect("the gateway starts again");
     let session = tmux.clone();

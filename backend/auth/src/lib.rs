@@ -1,6 +1,7 @@
 //! The auth service: users, sessions, API keys and webhook signing secrets.
 //! Every route sits behind the internal token: only the gateway reaches it.
 
+mod config;
 mod domain;
 mod error;
 mod routes;
@@ -13,6 +14,7 @@ use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use config::AuthSettings;
 pub use error::AuthError;
 pub use routes::router;
 pub use state::AppState;
@@ -27,15 +29,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 /// Connects to the stores, migrates, and serves on `listener` until `shutdown`.
 pub async fn build(
-    config: &platform::Config,
+    config: &AuthSettings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    let db = platform::db::connect_and_migrate(&config.auth_database_url, &MIGRATOR, 20, &config.db_timeouts)
-        .await
-        .context("auth database")?;
-    let redis = platform::redis::connect(&config.redis_url)
+    use secrecy::ExposeSecret;
+    let db = platform::db::connect_and_migrate(
+        config.database.url.expose_secret(),
+        &MIGRATOR,
+        20,
+        &config.database.timeouts,
+    )
+    .await
+    .context("auth database")?;
+    let redis = platform::redis::connect(&config.redis.url)
         .await
         .context("auth cannot reach Redis")?;
     let state = AppState::new(config, db.clone(), redis.clone());
@@ -49,9 +57,10 @@ pub async fn build(
     Ok(platform::http::spawn(listener, app, shutdown)?)
 }
 
-/// Shared settings that handlers read, built once from the configuration.
+/// The rules handlers apply, in the units they use, built once from the
+/// configuration.
 #[derive(Debug)]
-pub(crate) struct Settings {
+pub(crate) struct Policy {
     pub bcrypt_cost: u32,
     pub refresh_token_ttl: chrono::Duration,
     /// Failed logins from one address on one email before attempts wait.
@@ -65,4 +74,4 @@ pub(crate) struct Settings {
     pub clock: platform::clock::Clock,
 }
 
-pub(crate) type SharedSettings = Arc<Settings>;
+pub(crate) type SharedPolicy = Arc<Policy>;

@@ -2,8 +2,9 @@
 async fn main() -> anyhow::Result<()> {
     platform::http::run_service(
         "auth",
-        |config| config.auth_addr,
-        |config, listener, shutdown| async move { auth::build(&config, listener, shutdown).await },
+        |config: auth::AuthSettings, listener, shutdown| async move {
+            auth::build(&config, listener, shutdown).await
+        },
     )
     .await
 }

@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use crate::{Settings, SharedSettings};
+use crate::{AuthSettings, Policy, SharedPolicy};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,20 +18,20 @@ pub struct AppState {
     pub(crate) internal_tokens: InternalTokens,
     pub(crate) sessions: SessionTokens,
     pub(crate) api_key_hash_secret: Arc<SecretString>,
-    pub(crate) settings: SharedSettings,
+    pub(crate) policy: SharedPolicy,
 }
 
 impl AppState {
-    pub fn new(config: &platform::Config, db: PgPool, redis: ConnectionManager) -> Self {
+    pub fn new(config: &AuthSettings, db: PgPool, redis: ConnectionManager) -> Self {
         let seconds = |d: std::time::Duration| chrono::Duration::seconds(d.as_secs() as i64);
         Self {
             db,
             redis,
-            keys: Keys::new(config.redis_prefix.clone()),
+            keys: config.redis.keys(),
             internal_tokens: InternalTokens::new(&config.internal_token_secret),
             sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
             api_key_hash_secret: Arc::new(config.api_key_hash_secret.clone()),
-            settings: Arc::new(Settings {
+            policy: Arc::new(Policy {
                 bcrypt_cost: config.bcrypt_cost,
                 refresh_token_ttl: seconds(config.refresh_token_ttl),
                 free_login_attempts: config.max_failed_logins.max(1) as i32,

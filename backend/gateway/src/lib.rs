@@ -4,6 +4,7 @@
 
 mod authn;
 mod canonical;
+mod config;
 mod error;
 mod key_cache;
 pub mod openapi;
@@ -22,6 +23,7 @@ use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use config::GatewaySettings;
 pub use error::GatewayError;
 pub use routes::router;
 pub use state::AppState;
@@ -30,19 +32,19 @@ pub use state::AppState;
 /// serves on `listener` until `shutdown`. `/metrics` is not among the routes:
 /// the binary serves it on its own address (`platform::metrics::serve`).
 pub async fn build(
-    config: &platform::Config,
+    config: &GatewaySettings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    let redis = platform::redis::connect(&config.redis_url)
+    let redis = platform::redis::connect(&config.redis.url)
         .await
         .context("the gateway cannot reach Redis")?;
     let state = AppState::new(config, redis.clone(), shutdown.clone())?;
     let watch = stream::listener::Watch {
-        heartbeat: config.gateway.subscription_heartbeat,
-        deadline: config.gateway.subscription_deadline,
+        heartbeat: config.subscription_heartbeat,
+        deadline: config.subscription_deadline,
     };
-    let listening = stream::listener::spawn(state.clone(), config.redis_url.clone(), watch, shutdown.clone());
+    let listening = stream::listener::spawn(state.clone(), config.redis.url.clone(), watch, shutdown.clone());
     // Streams opened before the subscription exists could miss events.
     tokio::time::timeout(Duration::from_secs(5), listening)
         .await

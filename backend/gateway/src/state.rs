@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use platform::internal_token::InternalTokens;
 use platform::redis::Keys;
-use platform::session::SessionTokens;
+use platform::session::SessionVerifier;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ pub struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) upstreams: Arc<Upstreams>,
     pub(crate) token_cache: Arc<TokenCache>,
-    pub(crate) sessions: SessionTokens,
+    pub(crate) sessions: SessionVerifier,
     pub(crate) keys: Keys,
     pub(crate) key_cache: Arc<KeyCache>,
     pub(crate) invalid_keys: Arc<InvalidKeys>,
@@ -73,7 +73,7 @@ pub(crate) struct Upstreams {
 
 impl AppState {
     pub fn new(
-        config: &platform::Config,
+        config: &crate::GatewaySettings,
         redis: ConnectionManager,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -84,7 +84,7 @@ impl AppState {
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()?;
-        let keys = Keys::new(config.redis_prefix.clone());
+        let keys = config.redis.keys();
         Ok(Self(Arc::new(Inner {
             http,
             upstreams: Arc::new(Upstreams {
@@ -95,7 +95,7 @@ impl AppState {
             token_cache: Arc::new(TokenCache::new(InternalTokens::new(
                 &config.internal_token_secret,
             ))),
-            sessions: SessionTokens::new(&config.jwt_secret, config.access_token_ttl),
+            sessions: SessionVerifier::new(&config.jwt_secret),
             key_cache: Arc::new(KeyCache::new(KEY_CACHE_TTL)),
             invalid_keys: Arc::new(InvalidKeys::new(INVALID_KEY_TTL, INVALID_KEY_CAPACITY)),
             verifying: Arc::default(),
@@ -108,13 +108,13 @@ impl AppState {
             limits: Limits {
                 per_key: config.rate_limit_per_minute,
                 per_address: config.auth_rate_limit_per_minute,
-                auth_failures: config.gateway.auth_failures_per_minute,
+                auth_failures: config.auth_failures_per_minute,
             },
             keys,
             hub: Arc::new(Hub::new(STREAM_BUFFER)),
-            stream_slots: Arc::new(StreamSlots::new(config.gateway.streams_per_key_max)),
-            stream_lifetime: config.gateway.stream_max_lifetime,
-            trusted_proxies: config.gateway.trusted_proxies.clone().into(),
+            stream_slots: Arc::new(StreamSlots::new(config.streams_per_key_max)),
+            stream_lifetime: config.stream_max_lifetime,
+            trusted_proxies: config.trusted_proxies.clone().into(),
             shutdown,
         })))
     }

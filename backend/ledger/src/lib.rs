@@ -5,11 +5,13 @@
 //! internal token: only the gateway and the other services reach it.
 
 mod chart;
+mod config;
 mod directory;
 pub mod domain;
 mod error;
 mod posting;
 mod routes;
+#[cfg(feature = "soak")]
 pub mod soak;
 mod state;
 
@@ -18,6 +20,7 @@ use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use config::LedgerSettings;
 pub use error::LedgerError;
 pub use posting::PAYMENTS_POSTER;
 pub use routes::router;
@@ -55,17 +58,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Connects to the database, migrates, and serves on `listener` until `shutdown`.
 pub async fn build(
-    config: &platform::Config,
+    config: &LedgerSettings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    let migrated =
-        platform::db::connect_and_migrate(&config.ledger_database_url, &MIGRATOR, 1, &config.db_timeouts)
-            .await
-            .context("ledger database")?;
+    use secrecy::ExposeSecret;
+    let url = config.database.url.expose_secret();
+    let migrated = platform::db::connect_and_migrate(url, &MIGRATOR, 1, &config.database.timeouts)
+        .await
+        .context("ledger database")?;
     migrated.close().await;
-    let db = serving_pool(&config.ledger_database_url, &config.db_timeouts).context("ledger database")?;
+    let db = serving_pool(url, &config.database.timeouts).context("ledger database")?;
     let state = AppState::new(config, db.clone());
     let app = router(state)
         .merge(health::routes(Readiness {

@@ -16,7 +16,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &platform::Config, db: PgPool) -> Self {
+    pub fn new(config: &crate::LedgerSettings, db: PgPool) -> Self {
         Self {
             db,
             internal_tokens: InternalTokens::new(&config.internal_token_secret),

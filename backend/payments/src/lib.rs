@@ -4,6 +4,7 @@
 //! owe (written with each success or refund and delivered exactly once by a
 //! posting worker). Every route sits behind the internal token.
 
+mod config;
 mod domain;
 mod error;
 pub mod failpoints;
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
 
+pub use config::PaymentsSettings;
 pub use error::PaymentsError;
 pub use routes::router;
 pub use state::AppState;
@@ -35,15 +37,16 @@ const MAX_CONNECTIONS: u32 = 24;
 /// Redis is not needed to start or to answer: events wait in the outbox
 /// until the publisher reaches it, so readiness checks PostgreSQL only.
 pub async fn build(
-    config: &platform::Config,
+    config: &PaymentsSettings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
+    use secrecy::ExposeSecret;
     let db = platform::db::connect_and_migrate(
-        &config.payments_database_url,
+        config.database.url.expose_secret(),
         &MIGRATOR,
         MAX_CONNECTIONS,
-        &config.db_timeouts,
+        &config.database.timeouts,
     )
     .await
     .context("payments database")?;

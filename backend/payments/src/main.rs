@@ -4,8 +4,9 @@ async fn main() -> anyhow::Result<()> {
     let _armed = payments::failpoints::arm_from_env();
     platform::http::run_service(
         "payments",
-        |config| config.payments_addr,
-        |config, listener, shutdown| async move { payments::build(&config, listener, shutdown).await },
+        |config: payments::PaymentsSettings, listener, shutdown| async move {
+            payments::build(&config, listener, shutdown).await
+        },
     )
     .await
 }

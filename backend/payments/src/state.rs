@@ -24,7 +24,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &platform::Config, db: PgPool) -> Result<Self, FeeScheduleError> {
+    pub fn new(config: &crate::PaymentsSettings, db: PgPool) -> Result<Self, FeeScheduleError> {
         Ok(Self {
             db,
             internal_tokens: InternalTokens::new(&config.internal_token_secret),

@@ -34,6 +34,14 @@ pub struct DbTimeouts {
 }
 
 impl DbTimeouts {
+    /// Five seconds for a statement, two waiting for a lock, ten idle in a
+    /// transaction: far beyond any request's own work, far below a stuck one.
+    pub const DEFAULT: Self = Self {
+        statement: Duration::from_millis(5_000),
+        lock: Duration::from_millis(2_000),
+        idle_in_transaction: Duration::from_millis(10_000),
+    };
+
     /// Connection options for `url` that set the timeouts on each session at
     /// start-up, so no pooled connection ever runs without them.
     pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, DbSetupError> {
@@ -200,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_defaults_are_five_two_and_ten_seconds() {
-        let timeouts = crate::Config::local_defaults().db_timeouts;
+        let timeouts = DbTimeouts::from_lookup(&|_| None).expect("the defaults are valid");
         assert_eq!(timeouts.statement, Duration::from_secs(5));
         assert_eq!(timeouts.lock, Duration::from_secs(2));
         assert_eq!(timeouts.idle_in_transaction, Duration::from_secs(10));

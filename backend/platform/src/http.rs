@@ -120,24 +120,21 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// The whole `main` of a single-service binary: configuration, logs, the
-/// refusal of development secrets in release builds, binding, serving until
-/// Ctrl-C or SIGTERM.
-pub async fn run_service<Build, Running>(
-    name: &'static str,
-    address: impl FnOnce(&crate::Config) -> SocketAddr,
-    build: Build,
-) -> anyhow::Result<()>
+/// The whole `main` of a single-service binary: its configuration, logs,
+/// the refusal in release builds of the development secrets it uses,
+/// binding, serving until Ctrl-C or SIGTERM.
+pub async fn run_service<Config, Build, Running>(name: &'static str, build: Build) -> anyhow::Result<()>
 where
-    Build: FnOnce(crate::Config, TcpListener, CancellationToken) -> Running,
+    Config: crate::config::ServiceConfig,
+    Build: FnOnce(Config, TcpListener, CancellationToken) -> Running,
     Running: std::future::Future<Output = anyhow::Result<Server>>,
 {
     use anyhow::Context;
-    let config = crate::Config::from_env()?;
-    crate::telemetry::init(config.log_format);
+    let config = Config::from_env()?;
+    crate::telemetry::init(config.log_format());
     config.refuse_default_secrets_in_release()?;
     let shutdown = crate::shutdown::on_signal();
-    let listener = bind(address(&config)).await?;
+    let listener = bind(config.listen_addr()).await?;
     let server = build(config, listener, shutdown).await?;
     tracing::info!(addr = %server.local_addr, "{name} listening");
     server

@@ -1,6 +1,7 @@
-//! Plumbing every service shares, written once: configuration, telemetry,
-//! database and Redis setup, the HTTP stack, health checks, internal tokens
-//! and the test harness's fresh databases.
+//! Plumbing every service shares, written once: configuration readers,
+//! telemetry, database and Redis setup, the HTTP stack, health checks and
+//! internal tokens; with the `testing` feature, the test harness's fresh
+//! databases.
 
 pub mod clock;
 pub mod config;
@@ -15,6 +16,5 @@ pub mod redis;
 pub mod session;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
-
-pub use config::Config;

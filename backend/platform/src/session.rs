@@ -29,14 +29,53 @@ pub enum SessionTokenError {
     Invalid(#[source] jsonwebtoken::errors::Error),
 }
 
-/// Cheap to clone: every request's extractor takes a copy.
+/// Checks session tokens without being able to issue one: what the gateway
+/// holds. Cheap to clone: every request's extractor takes a copy.
+#[derive(Clone)]
+pub struct SessionVerifier(std::sync::Arc<SessionVerifierInner>);
+
+struct SessionVerifierInner {
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for SessionVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionVerifier").finish_non_exhaustive()
+    }
+}
+
+impl SessionVerifier {
+    pub fn new(secret: &SecretString) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.leeway = 5;
+        Self(std::sync::Arc::new(SessionVerifierInner {
+            decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            validation,
+        }))
+    }
+
+    /// The user id the token was issued to.
+    pub fn verify(&self, token: &str) -> Result<String, SessionTokenError> {
+        jsonwebtoken::decode::<SessionClaims>(token, &self.0.decoding, &self.0.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionTokenError::Expired,
+                _ => SessionTokenError::Invalid(e),
+            })
+    }
+}
+
+/// Issues session tokens and checks them: what auth holds.
 #[derive(Clone)]
 pub struct SessionTokens(std::sync::Arc<SessionTokensInner>);
 
 struct SessionTokensInner {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    verifier: SessionVerifier,
     ttl: Duration,
 }
 
@@ -50,16 +89,9 @@ impl std::fmt::Debug for SessionTokens {
 
 impl SessionTokens {
     pub fn new(secret: &SecretString, ttl: Duration) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-        validation.leeway = 5;
         Self(std::sync::Arc::new(SessionTokensInner {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
-            validation,
+            encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            verifier: SessionVerifier::new(secret),
             ttl,
         }))
     }
@@ -70,7 +102,7 @@ impl SessionTokens {
 
     pub fn mint(&self, user_id: &str) -> String {
         let now = chrono::Utc::now().timestamp();
-        self.mint_claims(&SessionClaims {
+        self.sign(&SessionClaims {
             sub: user_id.to_owned(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
@@ -80,9 +112,14 @@ impl SessionTokens {
         })
     }
 
-    /// Signs arbitrary claims; public so that tests can forge expired or
+    /// Signs arbitrary claims, so that tests can forge expired or
     /// mis-addressed tokens with the right key.
+    #[cfg(any(test, feature = "testing"))]
     pub fn mint_claims(&self, claims: &SessionClaims) -> String {
+        self.sign(claims)
+    }
+
+    fn sign(&self, claims: &SessionClaims) -> String {
         match jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding) {
             Ok(token) => token,
             Err(e) => unreachable!("encoding a session token: {e}"),
@@ -91,12 +128,7 @@ impl SessionTokens {
 
     /// The user id the token was issued to.
     pub fn verify(&self, token: &str) -> Result<String, SessionTokenError> {
-        jsonwebtoken::decode::<SessionClaims>(token, &self.0.decoding, &self.0.validation)
-            .map(|data| data.claims.sub)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => SessionTokenError::Expired,
-                _ => SessionTokenError::Invalid(e),
-            })
+        self.0.verifier.verify(token)
     }
 }
 
@@ -126,6 +158,18 @@ mod tests {
     fn accepts_its_own_tokens() {
         let t = tokens("session-secret-for-tests");
         assert_eq!(t.verify(&t.mint("usr_1")).expect("valid"), "usr_1");
+    }
+
+    #[test]
+    fn a_verifier_accepts_what_the_issuer_minted_under_the_same_secret() {
+        let secret = SecretString::from("session-secret-for-tests".to_owned());
+        let token = tokens("session-secret-for-tests").mint("usr_1");
+        assert_eq!(
+            SessionVerifier::new(&secret).verify(&token).expect("valid"),
+            "usr_1"
+        );
+        let other = SecretString::from("another-session-secret".to_owned());
+        assert!(SessionVerifier::new(&other).verify(&token).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! local PostgreSQL, an isolated Redis namespace, and waits with deadlines.
 //! Failed tests keep their database for inspection, as `#[sqlx::test]` does.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -16,7 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{INTERNAL_TOKEN_SECRET, RedisSettings, ServiceConfig};
+use crate::db::DbTimeouts;
 use crate::http::Server;
 
 /// Where test databases are created; `TEST_DATABASE_URL` overrides it.
@@ -29,22 +31,59 @@ pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
 }
 
-/// A configuration for one test: local defaults, the cheapest bcrypt cost,
-/// its own Redis namespace, fresh database names and ephemeral ports.
-pub fn config() -> Config {
-    let mut config = Config::local_defaults();
-    config.bcrypt_cost = 4;
-    config.redis_prefix = format!("test:{}:", unique_suffix());
-    let ephemeral = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.gateway_addr = ephemeral;
-    config.auth_addr = ephemeral;
-    config.payments_addr = ephemeral;
-    config.ledger_addr = ephemeral;
-    config.gateway.metrics_addr = ephemeral;
-    if let Ok(url) = std::env::var("TEST_REDIS_URL") {
-        config.redis_url = url;
+/// What the services under test read in place of the process environment:
+/// the local defaults, except the cheapest bcrypt cost, a Redis namespace of
+/// its own, ephemeral listen ports, and `TEST_REDIS_URL` when it is set.
+/// Services started from one `TestEnv` share its namespace, as the services
+/// of one deployment share theirs.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    vars: HashMap<&'static str, String>,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let ephemeral = "127.0.0.1:0".to_owned();
+        let mut vars = HashMap::from([
+            ("BCRYPT_COST", "4".to_owned()),
+            ("REDIS_PREFIX", format!("test:{}:", unique_suffix())),
+            ("GATEWAY_ADDR", ephemeral.clone()),
+            ("AUTH_ADDR", ephemeral.clone()),
+            ("PAYMENTS_ADDR", ephemeral.clone()),
+            ("LEDGER_ADDR", ephemeral.clone()),
+            ("METRICS_ADDR", ephemeral),
+        ]);
+        if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+            vars.insert("REDIS_URL", url);
+        }
+        Self { vars }
     }
-    config
+
+    /// The same, with `name` set to `value`.
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.insert(name, value.into());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+
+    /// One service's configuration, read from these variables.
+    pub fn config<C: ServiceConfig>(&self) -> C {
+        C::from_lookup(&|name| self.get(name)).expect("the test configuration is valid")
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One service's configuration for one test, in a Redis namespace of its own.
+pub fn config<C: ServiceConfig>() -> C {
+    TestEnv::new().config()
 }
 
 /// A database of its own for one test, dropped when the test passes.
@@ -66,10 +105,9 @@ impl TestDatabase {
     /// A created and migrated database, with a pool on it.
     pub async fn migrated(service: &str, migrator: &Migrator) -> (Self, PgPool) {
         let db = Self::reserve(service);
-        let pool =
-            crate::db::connect_and_migrate(&db.url, migrator, 10, &Config::local_defaults().db_timeouts)
-                .await
-                .expect("create and migrate a test database");
+        let pool = crate::db::connect_and_migrate(&db.url, migrator, 10, &DbTimeouts::DEFAULT)
+            .await
+            .expect("create and migrate a test database");
         (db, pool)
     }
 
@@ -161,7 +199,8 @@ impl ManualClock {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) += by;
     }
 
-    /// The handle services read, for `Config::clock`.
+    /// The handle services read, for the `clock` of the gateway's and
+    /// auth's settings.
     pub fn clock(&self) -> Clock {
         let this = self.clone();
         Clock::from_fn(move || this.now())
@@ -194,16 +233,19 @@ impl ServiceDatabase {
         }
     }
 
-    /// Reserves a fresh database for this service and points `config` at it.
-    pub fn reserve(self, config: &mut Config) -> TestDatabase {
+    /// The variable the service reads its database URL from.
+    pub const fn variable(self) -> &'static str {
+        match self {
+            Self::Auth => "AUTH_DATABASE_URL",
+            Self::Payments => "PAYMENTS_DATABASE_URL",
+            Self::Ledger => "LEDGER_DATABASE_URL",
+        }
+    }
+
+    /// Reserves a fresh database for this service and points `env` at it.
+    pub fn reserve(self, env: TestEnv) -> (TestEnv, TestDatabase) {
         let db = TestDatabase::reserve(self.name());
-        let setting = match self {
-            Self::Auth => &mut config.auth_database_url,
-            Self::Payments => &mut config.payments_database_url,
-            Self::Ledger => &mut config.ledger_database_url,
-        };
-        setting.clone_from(&db.url);
-        db
+        (env.with(self.variable(), db.url.clone()), db)
     }
 }
 
@@ -217,25 +259,37 @@ async fn ephemeral_port() -> TcpListener {
 /// port, with an HTTP client that signs each request with the internal
 /// token the gateway would send. Dropping it starts the service's graceful
 /// shutdown; its database goes when the last instance on it has gone.
-pub struct TestService {
+pub struct TestService<C> {
     pub base: String,
     pub http: reqwest::Client,
     pub tokens: crate::internal_token::InternalTokens,
     /// What it runs with, to start another instance alike.
-    pub config: Config,
+    pub config: C,
+    /// The variables its configuration was read from.
+    pub env: TestEnv,
     pub db: Arc<TestDatabase>,
     shutdown: CancellationToken,
 }
 
-impl TestService {
+impl<C: ServiceConfig> TestService<C> {
     /// Starts the service with `build`, as its binary would, on a fresh
     /// database and 127.0.0.1:0, with the test configuration after `adjust`.
     pub async fn start(
         service: ServiceDatabase,
-        adjust: impl FnOnce(&mut Config),
-        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
     ) -> Self {
-        Self::start_on(ephemeral_port().await, service, adjust, build).await
+        Self::start_in(TestEnv::new(), service, adjust, build).await
+    }
+
+    /// As `start`, reading the configuration from `env`.
+    pub async fn start_in(
+        env: TestEnv,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::start_on_in(ephemeral_port().await, env, service, adjust, build).await
     }
 
     /// As `start`, on a listener the test bound itself, so that the address
@@ -243,40 +297,56 @@ impl TestService {
     pub async fn start_on(
         listener: TcpListener,
         service: ServiceDatabase,
-        adjust: impl FnOnce(&mut Config),
-        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
     ) -> Self {
-        let mut config = config();
-        let db = service.reserve(&mut config);
-        adjust(&mut config);
-        Self::serve(listener, config, Arc::new(db), build).await
+        Self::start_on_in(listener, TestEnv::new(), service, adjust, build).await
     }
 
-    /// Another instance on `db` with `config`, on 127.0.0.1:0, as a replica
-    /// or a restarted process would be.
-    pub async fn instance(
-        config: Config,
-        db: Arc<TestDatabase>,
-        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    async fn start_on_in(
+        listener: TcpListener,
+        env: TestEnv,
+        service: ServiceDatabase,
+        adjust: impl FnOnce(&mut C),
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
     ) -> Self {
-        Self::serve(ephemeral_port().await, config, db, build).await
+        let (env, db) = service.reserve(env);
+        let mut config: C = env.config();
+        adjust(&mut config);
+        Self::serve(listener, env, config, Arc::new(db), build).await
+    }
+
+    /// Another instance on `db` with `config`, read from `env`, on
+    /// 127.0.0.1:0, as a replica or a restarted process would be.
+    pub async fn instance(
+        env: TestEnv,
+        config: C,
+        db: Arc<TestDatabase>,
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+    ) -> Self {
+        Self::serve(ephemeral_port().await, env, config, db, build).await
     }
 
     async fn serve(
         listener: TcpListener,
-        config: Config,
+        env: TestEnv,
+        config: C,
         db: Arc<TestDatabase>,
-        build: impl AsyncFnOnce(&Config, TcpListener, CancellationToken) -> anyhow::Result<Server>,
+        build: impl AsyncFnOnce(&C, TcpListener, CancellationToken) -> anyhow::Result<Server>,
     ) -> Self {
         let shutdown = CancellationToken::new();
         let server = build(&config, listener, shutdown.clone())
             .await
             .expect("the service starts");
+        let secret = INTERNAL_TOKEN_SECRET
+            .read(&|name| env.get(name))
+            .expect("the test configuration is valid");
         Self {
             base: format!("http://{}", server.local_addr),
             http: reqwest::Client::new(),
-            tokens: crate::internal_token::InternalTokens::new(&config.internal_token_secret),
+            tokens: crate::internal_token::InternalTokens::new(&secret),
             config,
+            env,
             db,
             shutdown,
         }
@@ -358,7 +428,7 @@ impl TestService {
     }
 }
 
-impl Drop for TestService {
+impl<C> Drop for TestService<C> {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
@@ -383,8 +453,9 @@ pub struct Link {
 impl Link {
     /// A link to the test Redis, closed until `open`.
     pub async fn to_redis() -> Self {
-        let upstream = config()
-            .redis_url
+        let env = TestEnv::new();
+        let upstream = RedisSettings::from_lookup(&|name| env.get(name))
+            .url
             .trim_start_matches("redis://")
             .split('/')
             .next()

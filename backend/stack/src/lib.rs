@@ -1,13 +1,69 @@
 //! The four services in one process. `micro-stack` runs it on the usual
-//! ports; the end-to-end tests run it on ephemeral ports with fresh databases.
+//! ports; the end-to-end tests (with the `testing` feature) run it on
+//! ephemeral ports with fresh databases.
 
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use platform::Config;
+use auth::AuthSettings;
+use gateway::GatewaySettings;
+use ledger::LedgerSettings;
+use payments::PaymentsSettings;
+use platform::config::{ConfigError, LogFormat, Lookup, ServiceConfig};
 use tokio_util::sync::CancellationToken;
+
+/// The four services' configurations, each read from the one environment
+/// as that service's own binary would read it.
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    pub gateway: GatewaySettings,
+    pub auth: AuthSettings,
+    pub payments: PaymentsSettings,
+    pub ledger: LedgerSettings,
+}
+
+impl StackSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
+            gateway: GatewaySettings::from_lookup(lookup)?,
+            auth: AuthSettings::from_lookup(lookup)?,
+            payments: PaymentsSettings::from_lookup(lookup)?,
+            ledger: LedgerSettings::from_lookup(lookup)?,
+        })
+    }
+
+    /// Every service reads the same `LOG_FORMAT`; one process logs one way.
+    pub fn log_format(&self) -> LogFormat {
+        self.gateway.log_format
+    }
+
+    /// The secret variables that still hold their development value in any
+    /// of the four, each named once.
+    pub fn default_secrets(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for name in [
+            self.gateway.default_secrets(),
+            self.auth.default_secrets(),
+            self.payments.default_secrets(),
+            self.ledger.default_secrets(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
 
 /// Why `micro-stack` will not start with the configuration it was given.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +81,18 @@ pub struct ExposedWithDevelopmentSecrets {
 /// The all-in-one runs with the development secrets only where nobody else
 /// can reach it: when every listen address is loopback. Listening anywhere
 /// else with a secret everyone can read would let anyone mint tokens.
-pub fn refuse_development_secrets_off_loopback(config: &Config) -> Result<(), ExposedWithDevelopmentSecrets> {
+pub fn refuse_development_secrets_off_loopback(
+    config: &StackSettings,
+) -> Result<(), ExposedWithDevelopmentSecrets> {
     let defaults = config.default_secrets();
     if defaults.is_empty() {
         return Ok(());
     }
     let exposed: Vec<String> = [
-        ("GATEWAY_ADDR", config.gateway_addr),
-        ("AUTH_ADDR", config.auth_addr),
-        ("PAYMENTS_ADDR", config.payments_addr),
-        ("LEDGER_ADDR", config.ledger_addr),
+        ("GATEWAY_ADDR", config.gateway.addr),
+        ("AUTH_ADDR", config.auth.addr),
+        ("PAYMENTS_ADDR", config.payments.addr),
+        ("LEDGER_ADDR", config.ledger.addr),
     ]
     .into_iter()
     .filter(|(_, addr)| !addr.ip().is_loopback())
@@ -58,40 +116,41 @@ pub struct Stack {
     pub ledger: SocketAddr,
     /// `/metrics` of all four services, apart from the public port.
     pub metrics: SocketAddr,
-    /// The configuration the services run with, with the real addresses.
-    pub config: Config,
+    /// The configurations the services run with, with the real addresses.
+    pub config: StackSettings,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Stack {
     /// Binds all four listeners first, so that with port 0 every service
     /// learns the others' real addresses, then starts the services.
-    pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let gateway = platform::http::bind(config.gateway_addr).await?;
-        let auth = platform::http::bind(config.auth_addr).await?;
-        let payments = platform::http::bind(config.payments_addr).await?;
-        let ledger = platform::http::bind(config.ledger_addr).await?;
+    pub async fn start(mut config: StackSettings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let gateway = platform::http::bind(config.gateway.addr).await?;
+        let auth = platform::http::bind(config.auth.addr).await?;
+        let payments = platform::http::bind(config.payments.addr).await?;
+        let ledger = platform::http::bind(config.ledger.addr).await?;
         let metrics = platform::http::bind(config.gateway.metrics_addr).await?;
-        config.auth_url = format!("http://{}", auth.local_addr()?);
-        config.payments_url = format!("http://{}", payments.local_addr()?);
-        config.ledger_url = format!("http://{}", ledger.local_addr()?);
+        config.gateway.auth_url = format!("http://{}", auth.local_addr()?);
+        config.gateway.payments_url = format!("http://{}", payments.local_addr()?);
+        config.gateway.ledger_url = format!("http://{}", ledger.local_addr()?);
+        config.payments.ledger_url = config.gateway.ledger_url.clone();
 
         let (auth, ledger) = tokio::try_join!(
             async {
-                auth::build(&config, auth, shutdown.clone())
+                auth::build(&config.auth, auth, shutdown.clone())
                     .await
                     .context("starting auth")
             },
             async {
-                ledger::build(&config, ledger, shutdown.clone())
+                ledger::build(&config.ledger, ledger, shutdown.clone())
                     .await
                     .context("starting ledger")
             },
         )?;
-        let payments = payments::build(&config, payments, shutdown.clone())
+        let payments = payments::build(&config.payments, payments, shutdown.clone())
             .await
             .context("starting payments")?;
-        let gateway = gateway::build(&config, gateway, shutdown.clone())
+        let gateway = gateway::build(&config.gateway, gateway, shutdown.clone())
             .await
             .context("starting gateway")?;
         // One recorder serves the whole process, so one listener serves all four.
@@ -129,9 +188,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> Config {
+    fn config(vars: &[(&str, &str)]) -> StackSettings {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(&|name| map.get(name).cloned()).expect("a valid configuration")
+        StackSettings::from_lookup(&|name| map.get(name).cloned()).expect("a valid configuration")
     }
 
     const OWN_SECRETS: [(&str, &str); 3] = [
@@ -139,6 +198,14 @@ mod tests {
         ("INTERNAL_TOKEN_SECRET", "another-real-secret-value"),
         ("API_KEY_HASH_SECRET", "a-third-real-secret-value"),
     ];
+
+    #[test]
+    fn each_development_secret_is_named_once_whichever_services_read_it() {
+        assert_eq!(
+            config(&[]).default_secrets(),
+            vec!["JWT_SECRET", "INTERNAL_TOKEN_SECRET", "API_KEY_HASH_SECRET"]
+        );
+    }
 
     #[test]
     fn development_secrets_are_fine_on_loopback() {

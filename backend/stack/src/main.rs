@@ -3,8 +3,8 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    let config = platform::Config::from_env()?;
-    platform::telemetry::init(config.log_format);
+    let config = stack::StackSettings::from_env()?;
+    platform::telemetry::init(config.log_format());
     // The all-in-one is for laptops and demos, so it runs with the development
     // secrets, but only where nobody else can reach it.
     stack::refuse_development_secrets_off_loopback(&config)?;

@@ -5,6 +5,7 @@
 //! draws the state, and [`runtime`] is the only part that touches the
 //! terminal and the network.
 
+#[cfg(feature = "testing")]
 pub mod fixtures;
 pub mod keymap;
 pub mod msg;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use secrecy::ExposeSecret;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -45,7 +46,8 @@ async fn the_demo_passes_and_leaves_no_key_and_no_file_behind() {
     }
 
     // 2000 twice, each less its fee; the second refunded whole.
-    let fee = (2000 * env.stack.config.fee_basis_points + 5000) / 10000 + env.stack.config.fee_fixed_cents;
+    let fees = &env.stack.config.payments;
+    let fee = (2000 * fees.fee_basis_points + 5000) / 10000 + fees.fee_fixed_cents;
     assert_eq!(report["ledger"]["expected_change"]["usd"], 2000 - 2 * fee);
     assert_eq!(report["ledger"]["matched"], true);
     let after = report["ledger"]["after"].as_array().expect("accounts");
@@ -54,7 +56,7 @@ async fn the_demo_passes_and_leaves_no_key_and_no_file_behind() {
 
     // The key is revoked in the auth database itself, not only in the report.
     assert_eq!(report["api_key_revoked"], true);
-    let auth = sqlx::PgPool::connect(&env.stack.config.auth_database_url)
+    let auth = sqlx::PgPool::connect(env.stack.config.auth.database.url.expose_secret())
         .await
         .expect("the auth database");
     let (keys, live): (i64, i64) = sqlx::query_as(

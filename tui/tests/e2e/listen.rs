@@ -417,7 +417,7 @@ impl OwnGateway {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let shutdown = CancellationToken::new();
-        let server = gateway::build(&env.stack.stack.config, listener, shutdown.clone())
+        let server = gateway::build(&env.stack.stack.config.gateway, listener, shutdown.clone())
             .await
             .expect("a gateway starts");
         Self {

@@ -65,7 +65,7 @@ pub async fn create(
             .bind(&caller.user_id)
             .fetch_one(&mut *tx)
             .await?;
-    let max = state.settings.api_keys_per_user_max;
+    let max = state.policy.api_keys_per_user_max;
     if active >= max {
         return Err(AuthError::ApiKeyLimitReached { max });
     }

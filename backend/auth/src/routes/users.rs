@@ -38,7 +38,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<User>), AuthError> {
     let email = Email::parse(&credentials.email)?;
     let password = Password::parse(credentials.password)?;
-    let cost = state.settings.bcrypt_cost;
+    let cost = state.policy.bcrypt_cost;
     let password_hash = tokio::task::spawn_blocking(move || bcrypt::hash(password.expose(), cost)).await??;
 
     let mut tx = state.db.begin().await?;
@@ -115,8 +115,8 @@ fn client_address(headers: &axum::http::HeaderMap) -> String {
 /// the base delay doubling with each failure, up to the maximum. An address
 /// quiet for the maximum delay starts over.
 async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> Result<(), AuthError> {
-    let settings = &state.settings;
-    let now: DateTime<Utc> = settings.clock.now().into();
+    let policy = &state.policy;
+    let now: DateTime<Utc> = policy.clock.now().into();
     let reserved: Option<i32> = sqlx::query_scalar(
         "INSERT INTO login_attempts AS a (email, address, failures, locked_until, last_attempt_at)
          VALUES ($1, $2, 1, CASE WHEN 1 >= $3 THEN $6 + make_interval(secs => $4) END, $6)
@@ -135,9 +135,9 @@ async fn reserve_login_attempt(state: &AppState, email: &str, address: &str) -> 
     )
     .bind(email)
     .bind(address)
-    .bind(settings.free_login_attempts)
-    .bind(settings.login_lockout_base_seconds)
-    .bind(settings.login_lockout_max_seconds)
+    .bind(policy.free_login_attempts)
+    .bind(policy.login_lockout_base_seconds)
+    .bind(policy.login_lockout_max_seconds)
     .bind(now)
     .fetch_optional(&state.db)
     .await?;
@@ -179,7 +179,7 @@ pub async fn login(
             .await?;
     let hash = match &user {
         Some((_, hash)) => hash.clone(),
-        None => dummy_hash(state.settings.bcrypt_cost).await?,
+        None => dummy_hash(state.policy.bcrypt_cost).await?,
     };
     let password = credentials.password;
     // No stored password is longer than bcrypt reads, so a longer one cannot match.
@@ -218,7 +218,7 @@ async fn issue_tokens(
     .bind(hash)
     .bind(user_id)
     .bind(family_id)
-    .bind(state.settings.refresh_token_ttl)
+    .bind(state.policy.refresh_token_ttl)
     .execute(&mut **tx)
     .await?;
     Ok(TokenPair {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use auth::AuthSettings;
 use futures::StreamExt;
+use platform::config::ServiceConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -70,9 +72,9 @@ async fn revocation_is_idempotent_scoped_and_announced() {
     let created = auth.create_key(&user(&ada), "ci").await;
     let key_id = created["id"].as_str().expect("id");
 
-    let client = redis::Client::open(auth.config.redis_url.as_str()).expect("redis url");
+    let client = redis::Client::open(auth.config.redis.url.as_str()).expect("redis url");
     let mut pubsub = client.get_async_pubsub().await.expect("redis");
-    let channel = platform::redis::Keys::new(auth.config.redis_prefix.clone()).api_key_revocations();
+    let channel = auth.config.redis.keys().api_key_revocations();
     pubsub.subscribe(&channel).await.expect("subscribe");
 
     let path = format!("/auth/api-keys/{key_id}");
@@ -207,11 +209,10 @@ async fn a_user_holds_at_most_the_configured_number_of_active_keys() {
 
 #[test]
 fn the_key_cap_defaults_to_25_and_is_configurable() {
-    assert_eq!(platform::Config::local_defaults().api_keys_per_user_max, 25);
+    let defaults = AuthSettings::from_lookup(&|_| None).expect("the defaults are valid");
+    assert_eq!(defaults.api_keys_per_user_max, 25);
     let set = |value: &'static str| {
-        platform::Config::from_lookup(&move |name| {
-            (name == "API_KEYS_PER_USER_MAX").then(|| value.to_owned())
-        })
+        AuthSettings::from_lookup(&move |name| (name == "API_KEYS_PER_USER_MAX").then(|| value.to_owned()))
     };
     assert_eq!(set("7").expect("valid").api_keys_per_user_max, 7);
     assert!(set("0").is_err());

@@ -1,3 +1,4 @@
+use auth::AuthSettings;
 use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokens;
 use platform::testing::{ServiceDatabase, TestService};
@@ -5,14 +6,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub struct TestAuth {
-    service: TestService,
+    service: TestService<AuthSettings>,
     /// Checks the session tokens auth issues, as the gateway would.
     pub sessions: SessionTokens,
 }
 
 impl std::ops::Deref for TestAuth {
-    type Target = TestService;
-    fn deref(&self) -> &TestService {
+    type Target = TestService<AuthSettings>;
+    fn deref(&self) -> &TestService<AuthSettings> {
         &self.service
     }
 }
@@ -22,7 +23,7 @@ impl TestAuth {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut AuthSettings)) -> Self {
         let service = TestService::start(ServiceDatabase::Auth, adjust, auth::build).await;
         let sessions = SessionTokens::new(&service.config.jwt_secret, service.config.access_token_ttl);
         Self { service, sessions }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use platform::internal_token::Caller;
 use platform::testing::{Link, eventually};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestAuth, code, user};
@@ -66,7 +67,7 @@ async fn wrong_passwords_and_unknown_emails_look_the_same() {
 async fn a_database_outage_is_503_and_logins_work_again_afterwards() {
     let mut link = Link::to_postgres().await;
     let auth = TestAuth::start_with(|config| {
-        config.auth_database_url = link.postgres_url(&config.auth_database_url);
+        config.database.url = link.postgres_url(config.database.url.expose_secret()).into();
     })
     .await;
     auth.register("ada@example.com").await;

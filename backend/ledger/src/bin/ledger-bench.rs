@@ -88,8 +88,8 @@ struct LedgerRun {
 
 async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
     let database = TestDatabase::reserve("bench");
-    let mut config = platform::testing::config();
-    config.ledger_database_url = database.url.clone();
+    let mut config: ledger::LedgerSettings = platform::testing::config();
+    config.database.url = database.url.clone().into();
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = ledger::build(&config, listener, shutdown.clone()).await?;

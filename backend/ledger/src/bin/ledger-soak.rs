@@ -69,8 +69,8 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn soak(args: &Args, url: &str) -> anyhow::Result<ledger::soak::Report> {
-    let mut config = platform::testing::config();
-    config.ledger_database_url = url.to_owned();
+    let mut config: ledger::LedgerSettings = platform::testing::config();
+    config.database.url = url.to_owned().into();
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // Creates and migrates the database, as the service does in production.

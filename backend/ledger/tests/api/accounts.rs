@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use platform::testing::{Link, eventually};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestLedger, code, payments, user};
@@ -239,7 +240,7 @@ async fn a_statement_lists_entries_newest_first_with_running_balances() {
 async fn a_database_outage_is_503_and_reads_work_again_afterwards() {
     let mut link = Link::to_postgres().await;
     let ledger = TestLedger::start_with(|config| {
-        config.ledger_database_url = link.postgres_url(&config.ledger_database_url);
+        config.database.url = link.postgres_url(config.database.url.expose_secret()).into();
     })
     .await;
     let ada = user("usr_ada");

@@ -1,14 +1,15 @@
+use ledger::LedgerSettings;
 use platform::internal_token::{Caller, Service};
 use platform::testing::{ServiceDatabase, TestService};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-pub struct TestLedger(TestService);
+pub struct TestLedger(TestService<LedgerSettings>);
 
 impl std::ops::Deref for TestLedger {
-    type Target = TestService;
-    fn deref(&self) -> &TestService {
+    type Target = TestService<LedgerSettings>;
+    fn deref(&self) -> &TestService<LedgerSettings> {
         &self.0
     }
 }
@@ -18,7 +19,7 @@ impl TestLedger {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut LedgerSettings)) -> Self {
         Self(TestService::start(ServiceDatabase::Ledger, adjust, ledger::build).await)
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use platform::config::ServiceConfig;
 use platform::internal_token::{Caller, HEADER, InternalTokens};
 use platform::testing::{TestDatabase, unique_suffix};
 use serde_json::{Value, json};
@@ -44,18 +45,19 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_some() {
         platform::telemetry::init(platform::config::LogFormat::Text);
     }
-    let mut config = platform::Config::from_env()?;
-    config.redis_prefix = format!("bench:{}:", unique_suffix());
+    let mut config = payments::PaymentsSettings::from_env()?;
+    let mut ledger_config = ledger::LedgerSettings::from_env()?;
+    config.redis.prefix = format!("bench:{}:", unique_suffix());
     let payments_db = TestDatabase::reserve("bench_payments");
     let ledger_db = TestDatabase::reserve("bench_ledger");
-    config.payments_database_url = payments_db.url.clone();
-    config.ledger_database_url = ledger_db.url.clone();
+    config.database.url = payments_db.url.clone().into();
+    ledger_config.database.url = ledger_db.url.clone().into();
 
     let shutdown = CancellationToken::new();
     let ledger_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let payments_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     config.ledger_url = format!("http://{}", ledger_listener.local_addr()?);
-    let ledger = ledger::build(&config, ledger_listener, shutdown.clone())
+    let ledger = ledger::build(&ledger_config, ledger_listener, shutdown.clone())
         .await
         .context("starting the ledger")?;
     let payments = payments::build(&config, payments_listener, shutdown.clone())

@@ -45,7 +45,7 @@ pub struct LedgerClient {
 }
 
 impl LedgerClient {
-    pub fn new(config: &platform::Config) -> Self {
+    pub fn new(config: &crate::PaymentsSettings) -> Self {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(2))

@@ -16,11 +16,11 @@ pub use ledger_client::LedgerClient;
 /// How often the purge of expired idempotency keys runs.
 const PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 
-pub fn spawn(state: &AppState, config: &platform::Config, shutdown: CancellationToken) {
+pub fn spawn(state: &AppState, config: &crate::PaymentsSettings, shutdown: CancellationToken) {
     tokio::spawn(publisher::run(
         state.db.clone(),
-        config.redis_url.clone(),
-        platform::redis::Keys::new(config.redis_prefix.clone()),
+        config.redis.url.clone(),
+        config.redis.keys(),
         state.wake.clone(),
         shutdown.clone(),
     ));

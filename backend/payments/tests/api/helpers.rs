@@ -1,6 +1,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use ledger::LedgerSettings;
+use payments::PaymentsSettings;
 use platform::internal_token::{Caller, Service};
 pub use platform::testing::{Link, closed_port};
 use platform::testing::{ServiceDatabase, TestService, config, unique_suffix};
@@ -11,12 +13,12 @@ use tokio::net::TcpListener;
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct TestPayments {
-    service: TestService,
+    service: TestService<PaymentsSettings>,
 }
 
 impl std::ops::Deref for TestPayments {
-    type Target = TestService;
-    fn deref(&self) -> &TestService {
+    type Target = TestService<PaymentsSettings>;
+    fn deref(&self) -> &TestService<PaymentsSettings> {
         &self.service
     }
 }
@@ -29,9 +31,9 @@ impl TestPayments {
     /// Starts payments with the test configuration after `adjust`. Unless
     /// `adjust` says otherwise the ledger is a closed port, so that postings
     /// never reach a ledger some other process runs on the default port.
-    pub async fn start_with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut PaymentsSettings)) -> Self {
         let ledger_url = format!("http://{}", closed_port().await);
-        let adjust = |config: &mut platform::Config| {
+        let adjust = |config: &mut PaymentsSettings| {
             config.ledger_url = ledger_url;
             adjust(config);
         };
@@ -42,16 +44,17 @@ impl TestPayments {
     /// Another process on the same database with `config`, as a replica or
     /// a restart would be.
     pub async fn instance(
-        config: platform::Config,
+        env: platform::testing::TestEnv,
+        config: PaymentsSettings,
         db: std::sync::Arc<platform::testing::TestDatabase>,
     ) -> Self {
-        let service = TestService::instance(config, db, payments::build).await;
+        let service = TestService::instance(env, config, db, payments::build).await;
         Self { service }
     }
 
     /// A second process on the same database, as a replica would be.
     pub async fn another_instance(&self) -> Self {
-        Self::instance(self.config.clone(), self.db.clone()).await
+        Self::instance(self.env.clone(), self.config.clone(), self.db.clone()).await
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str, owner: &str) -> reqwest::RequestBuilder {
@@ -144,7 +147,7 @@ pub fn id(body: &Value) -> String {
 }
 
 /// The real ledger, in-process on its own database, listening on `listener`.
-pub struct TestLedger(TestService);
+pub struct TestLedger(TestService<LedgerSettings>);
 
 impl TestLedger {
     pub async fn start(listener: TcpListener) -> Self {
@@ -169,10 +172,10 @@ pub struct EventTap {
 }
 
 impl EventTap {
-    pub async fn open(settings: &platform::Config) -> Self {
-        let client = redis::Client::open(config().redis_url).expect("redis url");
+    pub async fn open(settings: &PaymentsSettings) -> Self {
+        let client = redis::Client::open(config::<PaymentsSettings>().redis.url).expect("redis url");
         let mut pubsub = client.get_async_pubsub().await.expect("subscribe to Redis");
-        let channel = platform::redis::Keys::new(settings.redis_prefix.clone()).events();
+        let channel = settings.redis.keys().events();
         pubsub.subscribe(&channel).await.expect("subscribe");
         Self { pubsub, channel }
     }
@@ -196,7 +199,7 @@ impl EventTap {
     /// after every message Redis accepted before it.
     pub async fn drain(&mut self) -> Vec<Value> {
         let marker = format!("marker-{}", unique_suffix());
-        let client = redis::Client::open(config().redis_url).expect("redis url");
+        let client = redis::Client::open(config::<PaymentsSettings>().redis.url).expect("redis url");
         let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
         let _: i64 = redis::cmd("PUBLISH")
             .arg(&self.channel)

@@ -3,6 +3,7 @@
 
 use platform::testing::eventually;
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::helpers::{DEADLINE, Link, TestPayments, code, id, new_owner};
@@ -218,7 +219,7 @@ async fn a_server_error_is_not_kept_as_the_answer() {
 async fn a_database_outage_is_503_and_the_same_key_succeeds_afterwards() {
     let mut link = Link::to_postgres().await;
     let payments = TestPayments::start_with(|config| {
-        config.payments_database_url = link.postgres_url(&config.payments_database_url);
+        config.database.url = link.postgres_url(config.database.url.expose_secret()).into();
     })
     .await;
     let owner = new_owner();

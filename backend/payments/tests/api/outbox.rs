@@ -54,7 +54,7 @@ async fn assert_published_exactly_once(pool: &PgPool, messages: &[Value]) {
 #[tokio::test]
 async fn events_survive_redis_outages_and_are_published_exactly_once() {
     let mut proxy = Link::to_redis().await;
-    let payments = TestPayments::start_with(|c| c.redis_url = proxy.redis_url()).await;
+    let payments = TestPayments::start_with(|c| c.redis.url = proxy.redis_url()).await;
     let mut tap = EventTap::open(&payments.config).await;
     let pool = payments.pool().await;
     let owners = [new_owner(), new_owner()];

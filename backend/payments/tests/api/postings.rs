@@ -160,6 +160,7 @@ async fn fees_are_stamped_at_success_and_posted_as_stamped() {
 
     // The same database under a schedule with no fee at all, and a ledger.
     let config = payments.config.clone();
+    let env = payments.env.clone();
     let db = payments.db.clone();
     drop(payments);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -169,7 +170,7 @@ async fn fees_are_stamped_at_success_and_posted_as_stamped() {
     free.fee_basis_points = 0;
     free.fee_fixed_cents = 0;
     free.ledger_url = format!("http://{ledger_addr}");
-    let payments = TestPayments::instance(free, db).await;
+    let payments = TestPayments::instance(env, free, db).await;
 
     for (paid, amount, fee) in &stamped {
         let payment = eventually(DEADLINE, || async {

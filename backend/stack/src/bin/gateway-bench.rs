@@ -28,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
     let connections = env_number("BENCH_CONNECTIONS", 64);
     let events = env_number("BENCH_EVENTS", 1000) as usize;
     let stack = TestStack::start_with(|c| {
-        c.rate_limit_per_minute = u32::MAX / 2;
-        c.bcrypt_cost = 10;
+        c.gateway.rate_limit_per_minute = u32::MAX / 2;
+        c.auth.bcrypt_cost = 10;
     })
     .await;
     let gateway = stack.gateway_url();
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
 
     // nginx and the direct run present a fixed internal token, as the
     // gateway would mint one; tokens live 60 s, so each run mints afresh.
-    let tokens = InternalTokens::new(&stack.config.internal_token_secret);
+    let tokens = InternalTokens::new(&stack.config.gateway.internal_token_secret);
     let caller = Caller::session(developer.user_id.clone());
     let work = std::env::temp_dir().join(format!("micro-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -345,9 +345,9 @@ async fn confirm_to_frame(
 }
 
 async fn redis_round_trips(stack: &TestStack, count: usize) -> anyhow::Result<Vec<f64>> {
-    let client = redis::Client::open(stack.config.redis_url.as_str())?;
+    let client = redis::Client::open(stack.config.gateway.redis.url.as_str())?;
     let mut subscriber = client.get_async_pubsub().await?;
-    let channel = format!("{}bench-round-trip", stack.config.redis_prefix);
+    let channel = format!("{}bench-round-trip", stack.config.gateway.redis.prefix);
     subscriber.subscribe(&channel).await?;
     let mut messages = subscriber.on_message();
     let mut publisher = client.get_multiplexed_async_connection().await?;

@@ -30,7 +30,7 @@ fn random_key() -> String {
 async fn the_21st_failure_from_an_address_is_refused_and_other_addresses_are_not() {
     // A clock that stands still, so that the burst lands in one window.
     let clock = ManualClock::new();
-    let stack = TestStack::start_with(|c| c.clock = clock.clock()).await;
+    let stack = TestStack::start_with(|c| c.gateway.clock = clock.clock()).await;
     let registrar = Client::new(&stack);
     let ada = registrar.developer("ada@example.com").await;
     let attacker = from(&stack, "127.0.0.2");
@@ -69,7 +69,7 @@ async fn the_21st_failure_from_an_address_is_refused_and_other_addresses_are_not
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // The next window gives the address its budget back.
-    clock.advance(stack.config.rate_limit_window);
+    clock.advance(stack.config.gateway.rate_limit_window);
     let (status, _) = attacker.get("/v1/payments", Some(&random_key())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

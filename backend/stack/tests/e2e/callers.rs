@@ -45,7 +45,7 @@ async fn every_internal_route_answers_only_its_service() {
     let stack = TestStack::start().await;
     let client = Client::new(&stack);
     let ada = client.developer("ada@example.com").await;
-    let tokens = InternalTokens::new(&stack.config.internal_token_secret);
+    let tokens = InternalTokens::new(&stack.config.gateway.internal_token_secret);
     let s = &stack.stack;
     let posting = json!({"reference": "x1", "merchant_id": ada.user_id, "kind": "payment", "amount": 1_000, "currency": "usd", "fee": 59, "net": 941});
     let since = format!("/internal/events/since?owner_id={}", ada.user_id);
@@ -197,7 +197,7 @@ async fn session_routes_refuse_an_api_key_at_the_gateway_and_at_auth() {
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
         // Should a route reach auth with the key anyway, auth says no itself.
-        let token = InternalTokens::new(&stack.config.internal_token_secret)
+        let token = InternalTokens::new(&stack.config.gateway.internal_token_secret)
             .mint(&Caller::api_key(ada.user_id.clone(), ada.key_id.clone()));
         let response = reqwest::Client::new()
             .request(method.clone(), format!("http://{}{path}", stack.stack.auth))

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use platform::session::{SessionClaims, SessionTokens};
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use stack::testing::TestStack;
 
@@ -99,7 +100,7 @@ async fn session_tokens_are_checked_by_the_gateway() {
         exp,
         jti: "test".into(),
     };
-    let ours = SessionTokens::new(&stack.config.jwt_secret, Duration::from_secs(900));
+    let ours = SessionTokens::new(&stack.config.auth.jwt_secret, Duration::from_secs(900));
     let theirs = SessionTokens::new(
         &secrecy::SecretString::from("a-different-jwt-secret".to_owned()),
         Duration::from_secs(900),
@@ -140,7 +141,7 @@ async fn session_tokens_are_checked_by_the_gateway() {
 
 #[tokio::test]
 async fn registration_and_login_are_limited_per_client_address() {
-    let stack = TestStack::start_with(|c| c.auth_rate_limit_per_minute = 3).await;
+    let stack = TestStack::start_with(|c| c.gateway.auth_rate_limit_per_minute = 3).await;
     let client = Client::new(&stack);
     let wrong = json!({"email": "nobody@example.com", "password": PASSWORD});
     let mut statuses = Vec::new();
@@ -183,7 +184,8 @@ async fn the_gateway_serves_health_metrics_and_openapi() {
 async fn a_key_checked_while_auths_database_is_down_is_503_not_invalid_and_works_after() {
     let mut link = platform::testing::Link::to_postgres().await;
     let stack = TestStack::start_with(|config| {
-        config.auth_database_url = link.postgres_url(&config.auth_database_url);
+        let url = link.postgres_url(config.auth.database.url.expose_secret());
+        config.auth.database.url = url.into();
     })
     .await;
     let client = Client::new(&stack);

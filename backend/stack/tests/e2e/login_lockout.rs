@@ -13,8 +13,8 @@ use crate::support::{Client, PASSWORD, code};
 #[tokio::test]
 async fn a_login_lockout_holds_per_client_address_as_the_gateway_sees_it() {
     let stack = TestStack::start_with(|c| {
-        c.max_failed_logins = 2;
-        c.login_lockout_base = Duration::from_secs(60);
+        c.auth.max_failed_logins = 2;
+        c.auth.login_lockout_base = Duration::from_secs(60);
     })
     .await;
     let attacker = Client::new(&stack);

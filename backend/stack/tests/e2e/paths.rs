@@ -112,7 +112,7 @@ impl RecordedGateway {
             Recorder::start(stack.stack.payments).await,
             Recorder::start(stack.stack.ledger).await,
         ];
-        let mut config = stack.stack.config.clone();
+        let mut config = stack.stack.config.gateway.clone();
         config.auth_url = format!("http://{}", recorders[0].addr);
         config.payments_url = format!("http://{}", recorders[1].addr);
         config.ledger_url = format!("http://{}", recorders[2].addr);
@@ -214,7 +214,7 @@ const PREFIXES: [&str; 10] = [
 
 #[tokio::test]
 async fn no_spelling_of_a_traversal_reaches_an_internal_route() {
-    let stack = TestStack::start_with(|c| c.rate_limit_per_minute = 1_000_000).await;
+    let stack = TestStack::start_with(|c| c.gateway.rate_limit_per_minute = 1_000_000).await;
     let client = Client::new(&stack);
     let ada = client.developer("ada@example.com").await;
     let gateway = RecordedGateway::start(&stack).await;
@@ -350,7 +350,7 @@ async fn the_reported_attack_no_longer_mints_money() {
 /// once more, is a dot segment, and nothing reaches an internal route.
 #[tokio::test]
 async fn dot_look_alikes_stay_plain_segments_under_the_route_prefix() {
-    let stack = TestStack::start_with(|c| c.rate_limit_per_minute = 1_000_000).await;
+    let stack = TestStack::start_with(|c| c.gateway.rate_limit_per_minute = 1_000_000).await;
     let client = Client::new(&stack);
     let ada = client.developer("ada@example.com").await;
     let gateway = RecordedGateway::start(&stack).await;
@@ -426,7 +426,8 @@ async fn dot_look_alikes_stay_plain_segments_under_the_route_prefix() {
 
 /// The ledger's trial balance, asked as ops: empty when no posting was made.
 async fn assert_ledger_holds_no_entry(stack: &TestStack) {
-    let ops = InternalTokens::new(&stack.config.internal_token_secret).mint(&Caller::Service(Service::Ops));
+    let ops =
+        InternalTokens::new(&stack.config.gateway.internal_token_secret).mint(&Caller::Service(Service::Ops));
     let books: Value = reqwest::Client::new()
         .get(format!("http://{}/internal/trial-balance", stack.stack.ledger))
         .header(HEADER, ops)

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use platform::testing::ManualClock;
+use platform::testing::{ManualClock, TestEnv};
 use reqwest::{Method, StatusCode};
 use stack::testing::TestStack;
 use tokio_util::sync::CancellationToken;
@@ -15,8 +15,8 @@ fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
 async fn the_101st_request_in_a_window_is_refused_and_the_next_window_admits() {
     let clock = ManualClock::new();
     let stack = TestStack::start_with(|c| {
-        c.rate_limit_window = Duration::from_secs(20);
-        c.clock = clock.clock();
+        c.gateway.rate_limit_window = Duration::from_secs(20);
+        c.gateway.clock = clock.clock();
     })
     .await;
     let client = Client::new(&stack);
@@ -64,15 +64,19 @@ async fn keys_have_separate_budgets_and_replicas_share_one() {
     // A clock that stands still, so that the window cannot roll over mid-test.
     let clock = ManualClock::new();
     let stack = TestStack::start_with(|c| {
-        c.rate_limit_per_minute = 10;
-        c.clock = clock.clock();
+        c.gateway.rate_limit_per_minute = 10;
+        c.gateway.clock = clock.clock();
     })
     .await;
     let second_gateway_shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let second = gateway::build(&stack.stack.config, listener, second_gateway_shutdown.clone())
-        .await
-        .expect("a second gateway starts");
+    let second = gateway::build(
+        &stack.stack.config.gateway,
+        listener,
+        second_gateway_shutdown.clone(),
+    )
+    .await
+    .expect("a second gateway starts");
     let first = Client::new(&stack);
     let replica = Client::at(format!("http://{}", second.local_addr));
     let ada = first.developer("ada@example.com").await;
@@ -99,7 +103,7 @@ async fn keys_have_separate_budgets_and_replicas_share_one() {
 async fn without_redis_traffic_goes_on_unlimited_and_limiting_resumes_after() {
     let mut relay = RedisRelay::start().await;
     let redis_url = relay.url();
-    let stack = TestStack::start_with(|c| c.redis_url = redis_url).await;
+    let stack = TestStack::start_in(TestEnv::new().with("REDIS_URL", redis_url), |_| {}).await;
     let client = Client::new(&stack);
     let ada = client.developer("ada@example.com").await;
     let (_, headers, _) = client

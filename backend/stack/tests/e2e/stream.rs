@@ -22,9 +22,9 @@ fn event(sequence: i64, kind: EventType, padding: usize) -> Event {
 }
 
 async fn publish(stack: &TestStack, events: impl IntoIterator<Item = PublishedEvent>) {
-    let client = redis::Client::open(stack.config.redis_url.as_str()).expect("redis url");
+    let client = redis::Client::open(stack.config.gateway.redis.url.as_str()).expect("redis url");
     let mut redis = client.get_multiplexed_async_connection().await.expect("redis");
-    let channel = platform::redis::Keys::new(stack.config.redis_prefix.clone()).events();
+    let channel = stack.config.gateway.redis.keys().events();
     let mut pipe = redis::pipe();
     for published in events {
         pipe.cmd("PUBLISH")

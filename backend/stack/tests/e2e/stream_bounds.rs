@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
+use platform::testing::TestEnv;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use stack::testing::TestStack;
@@ -204,8 +205,8 @@ async fn sequences_through(socket: &mut crate::support::Socket, last: i64) -> Ve
 async fn a_stalled_subscription_closes_streams_with_1012_and_the_reconnect_misses_nothing() {
     let relay = RedisRelay::start().await;
     let redis_url = relay.url();
-    let stack = TestStack::start_with(|c| {
-        c.redis_url = redis_url;
+    let env = TestEnv::new().with("REDIS_URL", redis_url);
+    let stack = TestStack::start_in(env, |c| {
         c.gateway.subscription_heartbeat = Duration::from_millis(200);
         c.gateway.subscription_deadline = Duration::from_millis(1000);
     })

@@ -1,0 +1,92 @@
+//! Everything the ledger reads: where it listens, its database, and the
+//! secret it checks internal tokens with. It has no Redis and issues no
+//! session, so it reads neither.
+
+use std::net::SocketAddr;
+
+use platform::config::{
+    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, LogFormat, Lookup, ServiceConfig,
+    development_secrets, read_listen_addr,
+};
+use secrecy::SecretString;
+
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// `LEDGER_ADDR`.
+    pub addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// `LEDGER_DATABASE_URL` and the session timeouts.
+    pub database: DatabaseSettings,
+    pub internal_token_secret: SecretString,
+}
+
+impl ServiceConfig for LedgerSettings {
+    fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: read_listen_addr(lookup, "LEDGER_ADDR", 8083)?,
+            log_format: LogFormat::from_lookup(lookup)?,
+            database: DatabaseSettings::from_lookup(lookup, "LEDGER_DATABASE_URL", "micro_ledger")?,
+            internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
+        })
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    fn default_secrets(&self) -> Vec<&'static str> {
+        development_secrets(&[(INTERNAL_TOKEN_SECRET, &self.internal_token_secret)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<LedgerSettings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        LedgerSettings::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let settings = with(&[]).expect("defaults are valid");
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:8083");
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://postgres@127.0.0.1:5432/micro_ledger"
+        );
+        assert_eq!(settings.default_secrets(), vec!["INTERNAL_TOKEN_SECRET"]);
+    }
+
+    #[test]
+    fn the_secrets_of_other_services_are_not_its_concern() {
+        // A ledger given only its own secret starts, whatever the session
+        // and key-hashing secrets hold: it reads neither.
+        let settings = with(&[
+            ("INTERNAL_TOKEN_SECRET", "a-real-secret-of-some-length"),
+            ("JWT_SECRET", "short"),
+        ])
+        .expect("valid");
+        assert!(settings.default_secrets().is_empty());
+        assert!(settings.refuse_default_secrets_in_release().is_ok());
+    }
+
+    #[test]
+    fn the_database_url_is_not_printed() {
+        let settings = with(&[(
+            "LEDGER_DATABASE_URL",
+            "postgres://micro_ledger:hunter2hunter2@db:5432/micro_ledger",
+        )])
+        .expect("valid");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}
