@@ -102,15 +102,12 @@ impl ServiceConfig for AuthSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
 
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Result<AuthSettings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        AuthSettings::from_lookup(&|name| map.get(name).cloned())
+        AuthSettings::from_pairs(vars)
     }
 
     #[test]

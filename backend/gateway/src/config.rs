@@ -121,13 +121,10 @@ impl ServiceConfig for GatewaySettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Result<GatewaySettings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        GatewaySettings::from_lookup(&|name| map.get(name).cloned())
+        GatewaySettings::from_pairs(vars)
     }
 
     #[test]

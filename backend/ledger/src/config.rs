@@ -45,15 +45,12 @@ impl ServiceConfig for LedgerSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
 
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Result<LedgerSettings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        LedgerSettings::from_lookup(&|name| map.get(name).cloned())
+        LedgerSettings::from_pairs(vars)
     }
 
     #[test]

@@ -56,15 +56,12 @@ impl ServiceConfig for PaymentsSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
 
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Result<PaymentsSettings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        PaymentsSettings::from_lookup(&|name| map.get(name).cloned())
+        PaymentsSettings::from_pairs(vars)
     }
 
     #[test]

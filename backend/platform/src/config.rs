@@ -42,6 +42,15 @@ pub trait ServiceConfig: Sized {
         Self::from_lookup(&|name| std::env::var(name).ok())
     }
 
+    /// Read from `vars` alone, as a test gives them.
+    fn from_pairs(vars: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     /// Where the service's public routes listen.
     fn listen_addr(&self) -> SocketAddr;
 
