@@ -248,6 +248,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn verifications_of_different_keys_never_share_an_answer() {
+        let in_flight = Arc::new(InFlight::<String>::default());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let callers: Vec<_> = ["sk_test_ada", "sk_test_bob"]
+            .into_iter()
+            .cycle()
+            .take(20)
+            .map(|key| {
+                let (in_flight, release) = (in_flight.clone(), release.clone());
+                tokio::spawn(async move {
+                    let answer = in_flight
+                        .once(digest(key), || async move {
+                            release.notified().await;
+                            format!("owner of {key}")
+                        })
+                        .await;
+                    (key, answer)
+                })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        release.notify_waiters();
+        for caller in callers {
+            let (key, answer) = caller.await.expect("joined");
+            assert_eq!(answer, format!("owner of {key}"));
+        }
+    }
+
+    #[tokio::test]
     async fn a_verification_abandoned_by_its_caller_is_run_by_a_waiting_one() {
         let in_flight = Arc::new(InFlight::<u32>::default());
         let started = Arc::new(tokio::sync::Notify::new());
