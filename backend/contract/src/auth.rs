@@ -135,6 +135,22 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
+/// The error codes of auth's routes, beside the shared ones in [`crate::error::codes`].
+pub mod codes {
+    pub const INVALID_EMAIL: &str = "invalid_email";
+    pub const PASSWORD_TOO_WEAK: &str = "password_too_weak";
+    pub const PASSWORD_TOO_LONG: &str = "password_too_long";
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    /// Too many failed logins from one address for one email; `Retry-After` says when.
+    pub const LOGIN_LOCKED: &str = "login_locked";
+    pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+    /// A used refresh token shown again: its whole session family is revoked.
+    pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+    pub const INVALID_NAME: &str = "invalid_name";
+    pub const API_KEY_LIMIT_REACHED: &str = "api_key_limit_reached";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

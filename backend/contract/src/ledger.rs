@@ -235,6 +235,32 @@ pub struct ReverseTransactionRequest {
     pub description: Option<String>,
 }
 
+/// The error codes of the ledger's routes, beside the shared ones in [`crate::error::codes`].
+pub mod codes {
+    pub const INVALID_AMOUNT: &str = "invalid_amount";
+    pub const INVALID_REFERENCE: &str = "invalid_reference";
+    pub const INVALID_NAME: &str = "invalid_name";
+    pub const INVALID_DESCRIPTION: &str = "invalid_description";
+    pub const INVALID_METADATA: &str = "invalid_metadata";
+    pub const INVALID_CURRENCY: &str = "invalid_currency";
+    pub const INVALID_MERCHANT_ID: &str = "invalid_merchant_id";
+    pub const INVALID_FEE: &str = "invalid_fee";
+    pub const INVALID_OVERDRAFT_GUARD: &str = "invalid_overdraft_guard";
+    pub const INVALID_ENTRIES: &str = "invalid_entries";
+    pub const TRANSACTION_UNBALANCED: &str = "transaction_unbalanced";
+    pub const INVALID_CURSOR: &str = "invalid_cursor";
+    /// An account of the payments chart, which moves only with payments and refunds.
+    pub const ACCOUNT_NOT_POSTABLE: &str = "account_not_postable";
+    /// A reference already used for a different posting.
+    pub const REFERENCE_REUSED: &str = "reference_reused";
+    pub const ALREADY_REVERSED: &str = "already_reversed";
+    pub const NOT_REVERSIBLE: &str = "not_reversible";
+    pub const REVERSAL_NOT_REVERSIBLE: &str = "reversal_not_reversible";
+    pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
+    /// Postings kept conflicting; retry with the same reference.
+    pub const LEDGER_BUSY: &str = "ledger_busy";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::list::PageParams;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -232,29 +233,39 @@ pub struct Refund {
     pub created_at: DateTime<Utc>,
 }
 
-/// `GET /v1/payments` query: pagination and an optional status filter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+/// `GET /v1/payments` query: a page and an optional status filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListPaymentsParams {
-    /// How many payments to return, 1 to 100 (10 by default).
-    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
-    pub limit: Option<i64>,
-    /// The id of the last payment of the previous page; empty means none.
-    pub starting_after: Option<String>,
+    #[serde(flatten)]
+    pub page: PageParams,
+    #[serde(flatten)]
+    pub filter: PaymentFilter,
+}
+
+/// Which payments a list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct PaymentFilter {
     /// Only payments in this status.
     #[cfg_attr(feature = "openapi", param(value_type = Option<PaymentStatus>))]
     pub status: Option<String>,
 }
 
-/// `GET /v1/events` query: pagination and an optional type filter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+/// `GET /v1/events` query: a page and an optional type filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListEventsParams {
-    /// How many events to return, 1 to 100 (10 by default).
-    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
-    pub limit: Option<i64>,
-    /// The id of the last event of the previous page; empty means none.
-    pub starting_after: Option<String>,
+    #[serde(flatten)]
+    pub page: PageParams,
+    #[serde(flatten)]
+    pub filter: EventFilter,
+}
+
+/// Which events a list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct EventFilter {
     /// Only events of this type, e.g. `payment.succeeded`.
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", param(rename = "type", value_type = Option<crate::events::EventType>))]

@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
+use contract::error::codes;
 use platform::error::ApiError;
 
 use crate::rate_limit::Verdict;
@@ -48,56 +49,56 @@ impl GatewayError {
     fn to_api_error(&self) -> ApiError {
         let message = self.to_string();
         match self {
-            Self::MissingApiKey => ApiError::unauthenticated("missing_api_key", message),
-            Self::InvalidApiKey => ApiError::unauthenticated("invalid_api_key", message),
-            Self::MissingSession => ApiError::unauthenticated("missing_session", message),
-            Self::InvalidSession => ApiError::unauthenticated("invalid_session", message),
-            Self::SessionExpired => ApiError::unauthenticated("session_expired", message),
+            Self::MissingApiKey => ApiError::unauthenticated(codes::MISSING_API_KEY, message),
+            Self::InvalidApiKey => ApiError::unauthenticated(codes::INVALID_API_KEY, message),
+            Self::MissingSession => ApiError::unauthenticated(codes::MISSING_SESSION, message),
+            Self::InvalidSession => ApiError::unauthenticated(codes::INVALID_SESSION, message),
+            Self::SessionExpired => ApiError::unauthenticated(codes::SESSION_EXPIRED, message),
             Self::RateLimited(_) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorKind::RateLimitError,
-                "rate_limit_exceeded",
+                codes::RATE_LIMIT_EXCEEDED,
                 message,
             ),
-            Self::UpstreamUnavailable(_) => ApiError::unavailable("upstream_unavailable", message),
+            Self::UpstreamUnavailable(_) => ApiError::unavailable(codes::UPSTREAM_UNAVAILABLE, message),
             Self::UpstreamTimeout(_) => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 ErrorKind::ApiError,
-                "upstream_timeout",
+                codes::UPSTREAM_TIMEOUT,
                 message,
             ),
             Self::BadGateway(_) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorKind::ApiError,
-                "bad_gateway",
+                codes::BAD_GATEWAY,
                 message,
             ),
             Self::BodyTooLarge => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorKind::InvalidRequestError,
-                "body_too_large",
+                codes::BODY_TOO_LARGE,
                 message,
             ),
-            Self::InvalidPath(_) => ApiError::invalid("invalid_path", message),
-            Self::InvalidStreamRequest(_) => ApiError::invalid("invalid_stream_request", message),
+            Self::InvalidPath(_) => ApiError::invalid(codes::INVALID_PATH, message),
+            Self::InvalidStreamRequest(_) => ApiError::invalid(codes::INVALID_STREAM_REQUEST, message),
             Self::WebSocketUpgradeRequired => ApiError::new(
                 StatusCode::UPGRADE_REQUIRED,
                 ErrorKind::InvalidRequestError,
-                "websocket_upgrade_required",
+                codes::WEBSOCKET_UPGRADE_REQUIRED,
                 message,
             ),
             Self::UnknownEvent => ApiError::not_found("event"),
-            Self::StreamUnavailable => ApiError::unavailable("stream_unavailable", message),
+            Self::StreamUnavailable => ApiError::unavailable(codes::STREAM_UNAVAILABLE, message),
             Self::TooManyStreams => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorKind::RateLimitError,
-                "too_many_streams",
+                codes::TOO_MANY_STREAMS,
                 message,
             ),
             Self::TooManyAuthFailures(_) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorKind::RateLimitError,
-                "too_many_auth_failures",
+                codes::TOO_MANY_AUTH_FAILURES,
                 message,
             ),
         }

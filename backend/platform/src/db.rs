@@ -60,19 +60,43 @@ impl DbTimeouts {
     }
 }
 
+/// The size of a service's pool, and whether it checks a connection before
+/// handing it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub max_connections: u32,
+    /// sqlx pings an idle connection before handing it out: a second round
+    /// trip for every one-statement request. A service whose every query is
+    /// safe to retry (the ledger's postings are idempotent by reference) can
+    /// skip it; a connection that died is then dropped by the pool after the
+    /// query that finds out.
+    pub ping_before_use: bool,
+}
+
+impl Pool {
+    pub const fn of(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            ping_before_use: true,
+        }
+    }
+}
+
 /// Connects to the service's database, creating it first when it is missing
-/// and the role may, then applies the service's migrations.
+/// and the role may, then applies the service's migrations. Every service's
+/// pool is made here, so all run under the same timeouts.
 pub async fn connect_and_migrate(
     url: &str,
     migrator: &Migrator,
-    max_connections: u32,
+    pool: Pool,
     timeouts: &DbTimeouts,
 ) -> Result<PgPool, DbSetupError> {
     let options = timeouts.connect_options(url)?;
     create_database_if_missing(&options).await?;
     let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
+        .max_connections(pool.max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(pool.ping_before_use)
         .connect_with(options)
         .await
         .map_err(DbSetupError::Connect)?;
@@ -140,9 +164,91 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
         .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
+/// Names a constraint violation where a query is made, so that a handler
+/// says what a duplicate email or a replayed key means instead of matching
+/// SQLSTATEs: `query.await.on_constraint("users_email_key", |_| EmailTaken)?`.
+pub trait ResultExt<T> {
+    /// A violation of `constraint` (unique, check, foreign key, exclusion)
+    /// becomes `map(error)`; any other error converts with `From`.
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        map: impl FnOnce(sqlx::Error) -> E,
+    ) -> Result<T, E>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        map: impl FnOnce(sqlx::Error) -> E,
+    ) -> Result<T, E> {
+        self.map_err(|error| {
+            if violates(&error, constraint) {
+                map(error)
+            } else {
+                E::from(error)
+            }
+        })
+    }
+}
+
+/// True when a database error is an integrity violation (SQLSTATE class 23)
+/// of `constraint`.
+pub fn violates(error: &sqlx::Error, constraint: &str) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.code().is_some_and(|code| code.starts_with("23")) && e.constraint() == Some(constraint)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn on_constraint_maps_only_the_named_constraint() {
+        let pool = pool(&short()).await;
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query("CREATE TEMP TABLE named (id INT CONSTRAINT named_pkey PRIMARY KEY, n INT CONSTRAINT named_n_positive CHECK (n > 0))")
+            .execute(&mut *tx)
+            .await
+            .expect("create");
+        sqlx::query("INSERT INTO named VALUES (1, 1)")
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        #[derive(Debug)]
+        enum Outcome {
+            Duplicate,
+            Other(sqlx::Error),
+        }
+        impl From<sqlx::Error> for Outcome {
+            fn from(error: sqlx::Error) -> Self {
+                Self::Other(error)
+            }
+        }
+        sqlx::query("SAVEPOINT s")
+            .execute(&mut *tx)
+            .await
+            .expect("savepoint");
+        let duplicate = sqlx::query("INSERT INTO named VALUES (1, 1)")
+            .execute(&mut *tx)
+            .await
+            .on_constraint("named_pkey", |_| Outcome::Duplicate);
+        assert!(matches!(duplicate, Err(Outcome::Duplicate)), "{duplicate:?}");
+        sqlx::query("ROLLBACK TO SAVEPOINT s")
+            .execute(&mut *tx)
+            .await
+            .expect("rollback");
+        let negative = sqlx::query("INSERT INTO named VALUES (2, -1)")
+            .execute(&mut *tx)
+            .await
+            .on_constraint("named_pkey", |_| Outcome::Duplicate);
+        assert!(
+            matches!(&negative, Err(Outcome::Other(e)) if violates(e, "named_n_positive")),
+            "another constraint passes through: {negative:?}"
+        );
+    }
 
     fn short() -> DbTimeouts {
         DbTimeouts {

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use contract::error::codes;
 use contract::{ErrorBody, ErrorKind};
 use serde::de::DeserializeOwned;
 
@@ -44,7 +45,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             ErrorKind::InvalidRequestError,
-            "resource_missing",
+            codes::RESOURCE_MISSING,
             format!("no such {what}"),
         )
     }
@@ -63,7 +64,7 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::ApiError,
-            "internal_error",
+            codes::INTERNAL_ERROR,
             "something went wrong on our side; it has been logged",
         )
     }
@@ -75,6 +76,67 @@ impl ApiError {
             code,
             message,
         )
+    }
+}
+
+/// A field's value refused by the type that parses it. Every service
+/// validates this way: one parsed-input type per field (`Email`, `Amount`,
+/// `Reference`), whose error names the code and the request field at fault,
+/// so that the answer is built in one place, [`ApiError::invalid_input`].
+pub trait InvalidInput: std::error::Error {
+    /// The stable error code clients branch on.
+    fn code(&self) -> &'static str;
+    /// The request field at fault.
+    fn param(&self) -> &'static str;
+}
+
+impl ApiError {
+    /// 400 naming the code, the field and what is wrong with it.
+    pub fn invalid_input(error: &dyn InvalidInput) -> Self {
+        Self::invalid_param(error.code(), error.param(), error.to_string())
+    }
+}
+
+impl InvalidInput for contract::money::UnknownCurrency {
+    fn code(&self) -> &'static str {
+        codes::INVALID_CURRENCY
+    }
+
+    fn param(&self) -> &'static str {
+        "currency"
+    }
+}
+
+/// A page size outside what a list route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("limit must be between 1 and {max}, not {value}")]
+pub struct InvalidLimit {
+    pub value: i64,
+    pub max: i64,
+}
+
+impl InvalidInput for InvalidLimit {
+    fn code(&self) -> &'static str {
+        codes::INVALID_LIMIT
+    }
+
+    fn param(&self) -> &'static str {
+        "limit"
+    }
+}
+
+/// The page size a public list route was asked for: 1 to 100, 10 by default.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, InvalidLimit> {
+    use contract::list::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+    limit_within(limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)
+}
+
+/// A page size in `1..=max`, `default` when none was asked for.
+pub fn limit_within(limit: Option<i64>, default: i64, max: i64) -> Result<i64, InvalidLimit> {
+    match limit {
+        None => Ok(default),
+        Some(value) if (1..=max).contains(&value) => Ok(value),
+        Some(value) => Err(InvalidLimit { value, max }),
     }
 }
 
@@ -110,7 +172,7 @@ pub fn database_error(context: &str, error: &sqlx::Error) -> ApiError {
     if crate::db::is_unavailable(error) {
         tracing::error!(error = %error_chain(error), "{context} is unavailable");
         ApiError::unavailable(
-            "database_unavailable",
+            codes::DATABASE_UNAVAILABLE,
             "the service's database is not available right now; retry shortly",
         )
     } else {
@@ -171,7 +233,7 @@ fn has_escaped_nul(body: &[u8]) -> bool {
 pub fn refuse_nul(body: &[u8]) -> Result<(), ApiError> {
     if has_escaped_nul(body) {
         return Err(ApiError::invalid(
-            "invalid_body",
+            codes::INVALID_BODY,
             "strings may not contain the NUL character (\\u0000)",
         ));
     }
@@ -182,7 +244,7 @@ pub fn unsupported_media_type() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::InvalidRequestError,
-        "unsupported_media_type",
+        codes::UNSUPPORTED_MEDIA_TYPE,
         "send the body as JSON with Content-Type: application/json",
     )
 }
@@ -191,7 +253,7 @@ pub fn body_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::InvalidRequestError,
-        "body_too_large",
+        codes::BODY_TOO_LARGE,
         "the request body is too large or could not be read",
     )
 }
@@ -205,10 +267,10 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
-        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiError::invalid("invalid_json", e.body_text()),
+        JsonRejection::JsonDataError(e) => ApiError::invalid(codes::INVALID_BODY, e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(codes::INVALID_JSON, e.body_text()),
         JsonRejection::BytesRejection(_) => body_too_large(),
-        other => ApiError::invalid("invalid_body", other.body_text()),
+        other => ApiError::invalid(codes::INVALID_BODY, other.body_text()),
     }
 }
 
@@ -227,16 +289,16 @@ where
         // A NUL cannot reach PostgreSQL's text; refuse it here, named.
         if parts.uri.query().is_some_and(|q| q.contains("%00")) {
             return Err(ApiError::invalid(
-                "invalid_query",
+                codes::INVALID_QUERY,
                 "query parameters may not contain the NUL character (%00)",
             ));
         }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::invalid("invalid_query", e.body_text()))
+                Err(ApiError::invalid(codes::INVALID_QUERY, e.body_text()))
             }
-            Err(other) => Err(ApiError::invalid("invalid_query", other.body_text())),
+            Err(other) => Err(ApiError::invalid(codes::INVALID_QUERY, other.body_text())),
         }
     }
 }
@@ -246,7 +308,7 @@ pub async fn route_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorKind::InvalidRequestError,
-        "route_not_found",
+        codes::ROUTE_NOT_FOUND,
         "no such route",
     )
 }

@@ -241,7 +241,10 @@ fn verified(headers: &HeaderMap, tokens: &InternalTokens) -> Result<Caller, ApiE
         .ok_or(InternalTokenError::Missing);
     token.and_then(|t| tokens.verify(t)).map_err(|e| {
         tracing::warn!(error = %e, "refused a call without a valid internal token");
-        ApiError::unauthenticated("internal_token_invalid", "this service only answers the gateway")
+        ApiError::unauthenticated(
+            contract::error::codes::INTERNAL_TOKEN_INVALID,
+            "this service only answers the gateway",
+        )
     })
 }
 
@@ -249,7 +252,7 @@ fn not_allowed(message: &str) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         ErrorKind::PermissionError,
-        "caller_not_allowed",
+        contract::error::codes::CALLER_NOT_ALLOWED,
         message,
     )
 }
@@ -272,7 +275,7 @@ where
         match Internal::from_request_parts(parts, state).await?.0 {
             Caller::User { user_id, credential } => Ok(Self { user_id, credential }),
             _ => Err(ApiError::unauthenticated(
-                "authentication_required",
+                contract::error::codes::AUTHENTICATION_REQUIRED,
                 "this route needs an authenticated user",
             )),
         }
@@ -303,7 +306,7 @@ where
             Credential::ApiKey { .. } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorKind::PermissionError,
-                "session_required",
+                contract::error::codes::SESSION_REQUIRED,
                 "this route needs a session: sign in at /auth/login; an API key cannot do this",
             )),
         }

@@ -105,9 +105,10 @@ impl TestDatabase {
     /// A created and migrated database, with a pool on it.
     pub async fn migrated(service: &str, migrator: &Migrator) -> (Self, PgPool) {
         let db = Self::reserve(service);
-        let pool = crate::db::connect_and_migrate(&db.url, migrator, 10, &DbTimeouts::DEFAULT)
-            .await
-            .expect("create and migrate a test database");
+        let pool =
+            crate::db::connect_and_migrate(&db.url, migrator, crate::db::Pool::of(10), &DbTimeouts::DEFAULT)
+                .await
+                .expect("create and migrate a test database");
         (db, pool)
     }
 
