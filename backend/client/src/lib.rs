@@ -622,12 +622,8 @@ impl ErasedQuery for PageParams {
 
 impl ErasedQuery for ListPaymentsParams {
     fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = PageParams {
-            limit: self.limit,
-            starting_after: self.starting_after.clone(),
-        }
-        .pairs();
-        if let Some(status) = &self.status {
+        let mut pairs = self.page.pairs();
+        if let Some(status) = &self.filter.status {
             pairs.push(("status", status.clone()));
         }
         pairs
@@ -636,12 +632,8 @@ impl ErasedQuery for ListPaymentsParams {
 
 impl ErasedQuery for ListEventsParams {
     fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = PageParams {
-            limit: self.limit,
-            starting_after: self.starting_after.clone(),
-        }
-        .pairs();
-        if let Some(kind) = &self.kind {
+        let mut pairs = self.page.pairs();
+        if let Some(kind) = &self.filter.kind {
             pairs.push(("type", kind.clone()));
         }
         pairs

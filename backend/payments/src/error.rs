@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
 use contract::payments::{PaymentStatus, codes};
-use platform::error::{ApiError, database_error, internal_error};
+use platform::error::{ApiError, InvalidLimit, database_error, internal_error};
 
 use crate::domain::{
     AmountError, DescriptionError, EmailError, IdempotencyKeyError, MetadataError, UnknownPaymentMethod,
@@ -27,8 +27,8 @@ pub enum PaymentsError {
     InvalidStatus(String),
     #[error("{0:?} is not an event type")]
     InvalidEventType(String),
-    #[error("limit must be between 1 and {max}, not {value}")]
-    InvalidLimit { value: i64, max: i64 },
+    #[error(transparent)]
+    Limit(#[from] InvalidLimit),
     #[error("starting_after names no object of yours")]
     InvalidCursor,
     /// The body was not the JSON the route takes; rendered as the shared extractors do.
@@ -88,19 +88,15 @@ impl PaymentsError {
         let idempotency =
             |status, code: &str| ApiError::new(status, ErrorKind::IdempotencyError, code, &message);
         match self {
-            Self::Amount(_) => ApiError::invalid_param(codes::INVALID_AMOUNT, "amount", message),
-            Self::Currency(_) => ApiError::invalid_param(codes::INVALID_CURRENCY, "currency", message),
-            Self::Description(_) => {
-                ApiError::invalid_param(codes::INVALID_DESCRIPTION, "description", message)
-            }
-            Self::Metadata(_) => ApiError::invalid_param(codes::INVALID_METADATA, "metadata", message),
-            Self::Email(_) => ApiError::invalid_param(codes::INVALID_EMAIL, "customer_email", message),
-            Self::PaymentMethod(_) => {
-                ApiError::invalid_param(codes::UNKNOWN_PAYMENT_METHOD, "payment_method", message)
-            }
+            Self::Amount(e) => ApiError::invalid_input(e),
+            Self::Currency(e) => ApiError::invalid_input(e),
+            Self::Description(e) => ApiError::invalid_input(e),
+            Self::Metadata(e) => ApiError::invalid_input(e),
+            Self::Email(e) => ApiError::invalid_input(e),
+            Self::PaymentMethod(e) => ApiError::invalid_input(e),
+            Self::Limit(e) => ApiError::invalid_input(e),
             Self::InvalidStatus(_) => ApiError::invalid_param(codes::INVALID_STATUS, "status", message),
             Self::InvalidEventType(_) => ApiError::invalid_param(codes::INVALID_TYPE, "type", message),
-            Self::InvalidLimit { .. } => ApiError::invalid_param(codes::INVALID_LIMIT, "limit", message),
             Self::InvalidCursor => ApiError::invalid_param(codes::INVALID_CURSOR, "starting_after", message),
             Self::Body(error) => error.clone(),
             Self::NotConfirmable { .. } => ApiError::invalid(codes::PAYMENT_NOT_CONFIRMABLE, message),

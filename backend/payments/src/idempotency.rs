@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use contract::payments::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER};
+use platform::db::ResultExt;
 use platform::error::ApiError;
 use platform::internal_token::UserCaller;
 use serde::Serialize;
@@ -30,7 +31,7 @@ use crate::{AppState, PaymentsError};
 pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// An authenticated POST with its optional key, its fingerprint and its raw body.
-pub struct Post {
+pub struct IdempotentPost {
     pub owner_id: String,
     key: Option<IdempotencyKey>,
     method: String,
@@ -40,7 +41,7 @@ pub struct Post {
     json_content_type: bool,
 }
 
-impl FromRequest<AppState> for Post {
+impl FromRequest<AppState> for IdempotentPost {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -120,7 +121,7 @@ fn canonical(value: &serde_json::Value, out: &mut Sha256) {
     }
 }
 
-impl Post {
+impl IdempotentPost {
     /// The body as `T`. An empty body reads as `{}` for routes whose fields
     /// are all optional; errors read as the shared JSON extractor's do.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, PaymentsError> {
@@ -141,21 +142,21 @@ impl Post {
 
     /// Opens the request's transaction and, with a key, claims it: either
     /// the request runs in the transaction, or an earlier answer is replayed.
-    pub async fn begin(&self, db: &PgPool) -> Result<Begun, PaymentsError> {
+    pub async fn begin(&self, db: &PgPool) -> Result<KeyClaim, PaymentsError> {
         let mut tx = db.begin().await?;
         let Some(key) = &self.key else {
-            return Ok(Begun::Run(tx));
+            return Ok(KeyClaim::Run(tx));
         };
         let claimed = self.claim(&mut tx, key).await;
         if matches!(claimed, Ok(None)) {
-            return Ok(Begun::Run(tx));
+            return Ok(KeyClaim::Run(tx));
         }
         // A dropped transaction is rolled back only when its connection is
         // next used, and until then it holds the key's lock: a client
         // retrying at once would be told 409.
         let _ = tx.rollback().await;
         match claimed? {
-            Some(stored) => Ok(Begun::Replay(stored)),
+            Some(stored) => Ok(KeyClaim::Replay(stored)),
             None => Err(PaymentsError::IdempotencyKeyInUse),
         }
     }
@@ -242,13 +243,7 @@ impl Post {
             .bind(body.as_ref())
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                if platform::db::is_unique_violation(&e, "idempotency_keys_pkey") {
-                    PaymentsError::IdempotencyKeyInUse
-                } else {
-                    e.into()
-                }
-            })?;
+            .on_constraint("idempotency_keys_pkey", |_| PaymentsError::IdempotencyKeyInUse)?;
         }
         // Every POST ends here; the crash points name a confirm's steps.
         let confirming = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
@@ -278,7 +273,9 @@ struct ClaimRow {
     response_body: Option<Vec<u8>>,
 }
 
-pub enum Begun {
+/// What claiming a request's key decided: run it in this transaction, or
+/// answer with what an earlier request under the same key was answered.
+pub enum KeyClaim {
     Run(Transaction<'static, Postgres>),
     Replay(StoredResponse),
 }

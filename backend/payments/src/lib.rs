@@ -19,11 +19,10 @@ use platform::health::{self, Readiness};
 use platform::http::Server;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use utoipa::OpenApi as _;
 
 pub use config::PaymentsSettings;
 pub use error::PaymentsError;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use state::AppState;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payments");
@@ -45,7 +44,7 @@ pub async fn build(
     let db = platform::db::connect_and_migrate(
         config.database.url.expose_secret(),
         &MIGRATOR,
-        MAX_CONNECTIONS,
+        platform::db::Pool::of(MAX_CONNECTIONS),
         &config.database.timeouts,
     )
     .await
@@ -60,9 +59,4 @@ pub async fn build(
         .merge(platform::metrics::routes());
     let app = platform::http::layered(app, "payments");
     Ok(platform::http::spawn(listener, app, shutdown)?)
-}
-
-/// The public routes' description, merged by the gateway into `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::ApiDoc::openapi()
 }

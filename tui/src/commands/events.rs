@@ -1,13 +1,13 @@
 //! `micro events list|get|resend`.
 
 use contract::events::Event;
-use contract::payments::ListEventsParams;
+use contract::payments::{EventFilter, ListEventsParams};
 
 use super::{list_text, show};
 use crate::cli::{EventsCommand, Format};
 use crate::exit::{CliResult, OK};
 use crate::output::{Align, Table, fields, time};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 fn object_id(event: &Event) -> String {
     event.data.object["id"].as_str().unwrap_or("-").to_owned()
@@ -45,15 +45,17 @@ fn details(e: &Event) -> String {
     text
 }
 
-pub async fn run(context: &Context, command: EventsCommand, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, command: EventsCommand, format: Format) -> CliResult<u8> {
     let session = Session::open(context).await?;
     let (client, key) = (&session.client, session.api_key.as_str());
     match command {
         EventsCommand::List { page, kind } => {
             let params = ListEventsParams {
-                limit: page.limit,
-                starting_after: page.starting_after,
-                kind,
+                page: contract::list::PageParams {
+                    limit: page.limit,
+                    starting_after: page.starting_after,
+                },
+                filter: EventFilter { kind },
             };
             let list = client.list_events(key, &params).await?.into_value();
             show(format, &list, |l| {

@@ -1,12 +1,12 @@
 //! `micro payments list|get|create|confirm|cancel|refund`.
 
-use contract::payments::{CreatePaymentRequest, ListPaymentsParams, Payment, Refund};
+use contract::payments::{CreatePaymentRequest, ListPaymentsParams, Payment, PaymentFilter, Refund};
 
 use super::{list_text, show};
 use crate::cli::{Format, PaymentsCommand};
 use crate::exit::{CliResult, OK};
 use crate::output::{Align, Table, fields, money, optional, time};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 pub fn table(payments: &[Payment]) -> Table {
     let mut table = Table::new(&[
@@ -60,15 +60,17 @@ fn refund_details(r: &Refund) -> String {
     ])
 }
 
-pub async fn run(context: &Context, command: PaymentsCommand, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, command: PaymentsCommand, format: Format) -> CliResult<u8> {
     let session = Session::open(context).await?;
     let (client, key) = (&session.client, session.api_key.as_str());
     match command {
         PaymentsCommand::List { page, status } => {
             let params = ListPaymentsParams {
-                limit: page.limit,
-                starting_after: page.starting_after,
-                status,
+                page: contract::list::PageParams {
+                    limit: page.limit,
+                    starting_after: page.starting_after,
+                },
+                filter: PaymentFilter { status },
             };
             let list = client.list_payments(key, &params).await?.into_value();
             show(format, &list, |l| {

@@ -277,7 +277,10 @@ async fn newest_event(client: &Client, api_key: &str) -> Result<Option<String>, 
         .list_events(
             api_key,
             &contract::payments::ListEventsParams {
-                limit: Some(1),
+                page: contract::list::PageParams {
+                    limit: Some(1),
+                    starting_after: None,
+                },
                 ..Default::default()
             },
         )

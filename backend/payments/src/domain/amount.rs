@@ -9,6 +9,16 @@ pub struct Amount(i64);
 #[error("amount must be a whole number of minor units from 1 to {MAX_AMOUNT}, not {0}")]
 pub struct AmountError(pub i64);
 
+impl platform::error::InvalidInput for AmountError {
+    fn code(&self) -> &'static str {
+        contract::payments::codes::INVALID_AMOUNT
+    }
+
+    fn param(&self) -> &'static str {
+        "amount"
+    }
+}
+
 impl Amount {
     pub fn parse(value: i64) -> Result<Self, AmountError> {
         if (1..=MAX_AMOUNT).contains(&value) {

@@ -6,6 +6,16 @@ pub struct CustomerEmail(String);
 #[error("customer_email must be an email address of at most 254 characters")]
 pub struct EmailError;
 
+impl platform::error::InvalidInput for EmailError {
+    fn code(&self) -> &'static str {
+        contract::payments::codes::INVALID_EMAIL
+    }
+
+    fn param(&self) -> &'static str {
+        "customer_email"
+    }
+}
+
 impl CustomerEmail {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let email = raw.trim().to_lowercase();

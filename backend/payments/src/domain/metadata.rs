@@ -12,6 +12,16 @@ pub struct Metadata(BTreeMap<String, String>);
 #[error("{0}")]
 pub struct MetadataError(String);
 
+impl platform::error::InvalidInput for MetadataError {
+    fn code(&self) -> &'static str {
+        contract::payments::codes::INVALID_METADATA
+    }
+
+    fn param(&self) -> &'static str {
+        "metadata"
+    }
+}
+
 impl Metadata {
     pub fn parse(raw: BTreeMap<String, String>) -> Result<Self, MetadataError> {
         if raw.len() > MAX_METADATA_KEYS {
@@ -47,6 +57,16 @@ pub struct Description(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("description has at most {MAX_DESCRIPTION_LENGTH} characters")]
 pub struct DescriptionError;
+
+impl platform::error::InvalidInput for DescriptionError {
+    fn code(&self) -> &'static str {
+        contract::payments::codes::INVALID_DESCRIPTION
+    }
+
+    fn param(&self) -> &'static str {
+        "description"
+    }
+}
 
 impl Description {
     pub fn parse(raw: &str) -> Result<Option<Self>, DescriptionError> {

@@ -11,6 +11,16 @@ pub struct TestPaymentMethod {
 #[error("no such test payment method: {0:?}; try pm_card_visa or pm_card_chargeDeclined")]
 pub struct UnknownPaymentMethod(pub String);
 
+impl platform::error::InvalidInput for UnknownPaymentMethod {
+    fn code(&self) -> &'static str {
+        contract::payments::codes::UNKNOWN_PAYMENT_METHOD
+    }
+
+    fn param(&self) -> &'static str {
+        "payment_method"
+    }
+}
+
 impl TestPaymentMethod {
     pub fn parse(raw: &str) -> Result<Self, UnknownPaymentMethod> {
         TEST_PAYMENT_METHODS

@@ -2,25 +2,32 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::events::{Event, EventType};
-use contract::list::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
-use contract::payments::ListEventsParams;
+use contract::list::PageParams;
+use contract::payments::{EventFilter, ListEventsParams};
 use contract::{ErrorBody, List};
 use platform::error::{Json, Query};
 use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::page_limit;
-use crate::idempotency::{Begun, Post};
+use crate::idempotency::{IdempotentPost, KeyClaim};
 use crate::store;
 use crate::{AppState, PaymentsError};
+
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(retrieve))
+        .routes(routes!(resend))
+}
 
 #[utoipa::path(
     get,
     path = "/v1/events",
     operation_id = "list_events",
     tag = "events",
-    params(ListEventsParams),
+    params(PageParams, EventFilter),
     responses(
         (status = 200, description = "Newest first.", body = List<Event>),
         (status = 400, description = "A bad limit, type or cursor.", body = ErrorBody),
@@ -32,13 +39,14 @@ pub async fn list(
     caller: UserCaller,
     Query(params): Query<ListEventsParams>,
 ) -> Result<Json<List<Event>>, PaymentsError> {
-    let limit = page_limit(params.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let limit = platform::error::page_limit(params.page.limit)?;
     let kind = params
+        .filter
         .kind
         .as_deref()
         .map(|k| EventType::parse(k).ok_or_else(|| PaymentsError::InvalidEventType(k.to_owned())))
         .transpose()?;
-    let before = match params.starting_after.as_deref() {
+    let before = match params.page.starting_after.as_deref() {
         None => None,
         Some(id) => Some(
             store::event_sequence(&state.db, &caller.user_id, id)
@@ -95,11 +103,11 @@ struct NoParameters {}
 pub async fn resend(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    post: Post,
+    post: IdempotentPost,
 ) -> Result<Response, PaymentsError> {
     let mut tx = match post.begin(&state.db).await? {
-        Begun::Run(tx) => tx,
-        Begun::Replay(stored) => return Ok(stored.into_response()),
+        KeyClaim::Run(tx) => tx,
+        KeyClaim::Replay(stored) => return Ok(stored.into_response()),
     };
     let outcome = resend_in(&mut tx, &post, &id).await;
     let response = post.finish(tx, outcome).await?;
@@ -109,7 +117,7 @@ pub async fn resend(
 
 async fn resend_in(
     conn: &mut PgConnection,
-    post: &Post,
+    post: &IdempotentPost,
     id: &str,
 ) -> Result<(StatusCode, Event), PaymentsError> {
     let NoParameters {} = post.json()?;

@@ -5,7 +5,6 @@ use platform::error::{Json, Query};
 use platform::internal_token::{FromGateway, ServiceCaller};
 use serde::Deserialize;
 
-use super::page_limit;
 use crate::store;
 use crate::{AppState, PaymentsError};
 
@@ -32,7 +31,7 @@ pub async fn events_since(
     _gateway: ServiceCaller<FromGateway>,
     Query(params): Query<SinceParams>,
 ) -> Result<Json<List<Event>>, PaymentsError> {
-    let limit = page_limit(params.limit, DEFAULT_SINCE_LIMIT, MAX_SINCE_LIMIT)?;
+    let limit = platform::error::limit_within(params.limit, DEFAULT_SINCE_LIMIT, MAX_SINCE_LIMIT)?;
     let after = match params.after.as_deref() {
         Some(id) => store::event_sequence(&state.db, &params.owner_id, id)
             .await?

@@ -1,28 +1,21 @@
-//! One module per resource; each owns its routes.
+//! One module per resource; each owns its routes and their entries in the
+//! API document, so that adding a route is one change in one place.
 
 mod events;
 mod internal;
 mod payments;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use contract::internal::paths;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/payments", post(payments::create).get(payments::list))
-        .route("/v1/payments/{id}", get(payments::retrieve))
-        .route("/v1/payments/{id}/confirm", post(payments::confirm))
-        .route("/v1/payments/{id}/cancel", post(payments::cancel))
-        .route(
-            "/v1/payments/{id}/refunds",
-            post(payments::refund).get(payments::list_refunds),
-        )
-        .route("/v1/events", get(events::list))
-        .route("/v1/events/{id}", get(events::retrieve))
-        .route("/v1/events/{id}/resend", post(events::resend))
+    let (public, _) = public_routes().split_for_parts();
+    public
         .merge(platform::internal_token::services_only(
             Router::new().route(paths::EVENTS_SINCE, get(internal::events_since)),
             state.internal_tokens.clone(),
@@ -30,21 +23,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The public routes, for the gateway's `/openapi.json`.
+/// The public routes' description, merged by the gateway into `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().split_for_parts().1
+}
+
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(payments::routes())
+        .merge(events::routes())
+}
+
+/// What the document says beyond the routes: the schemas they name and the tags.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        payments::create,
-        payments::list,
-        payments::retrieve,
-        payments::confirm,
-        payments::cancel,
-        payments::refund,
-        payments::list_refunds,
-        events::list,
-        events::retrieve,
-        events::resend,
-    ),
     components(schemas(
         contract::payments::Payment,
         contract::payments::PaymentStatus,
@@ -64,13 +56,4 @@ pub fn router(state: AppState) -> Router {
         (name = "events", description = "What happened to payments, in order."),
     )
 )]
-pub struct ApiDoc;
-
-/// Limits a page size to `1..=max`, defaulting to `default`.
-fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, crate::PaymentsError> {
-    match value {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(value) => Err(crate::PaymentsError::InvalidLimit { value, max }),
-    }
-}
+struct ApiDoc;

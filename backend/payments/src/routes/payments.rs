@@ -2,11 +2,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::events::EventType;
-use contract::list::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PageParams};
+use contract::list::PageParams;
 use contract::money::Currency;
 use contract::payments::{
     ConfirmPaymentRequest, CreatePaymentRequest, CreateRefundRequest, ListPaymentsParams, Payment,
-    PaymentStatus, Refund, RefundStatus,
+    PaymentFilter, PaymentStatus, Refund, RefundStatus,
 };
 use contract::{ErrorBody, List};
 use platform::error::{Json, Query};
@@ -14,22 +14,31 @@ use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::page_limit;
 use crate::domain::{
     Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
 use crate::failpoints;
-use crate::idempotency::{Begun, Post};
+use crate::idempotency::{IdempotentPost, KeyClaim};
 use crate::store::{self, NewEvent};
 use crate::{AppState, PaymentsError};
+
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(retrieve))
+        .routes(routes!(confirm))
+        .routes(routes!(cancel))
+        .routes(routes!(refund, list_refunds))
+}
 
 /// Runs a POST in its transaction under its idempotency key, then wakes the
 /// outbox workers for whatever it committed.
 macro_rules! run_post {
     ($state:expr, $post:expr, |$tx:ident| $body:expr) => {{
         let mut $tx = match $post.begin(&$state.db).await? {
-            Begun::Run(tx) => tx,
-            Begun::Replay(stored) => return Ok(stored.into_response()),
+            KeyClaim::Run(tx) => tx,
+            KeyClaim::Replay(stored) => return Ok(stored.into_response()),
         };
         let outcome = $body.await;
         let response = $post.finish($tx, outcome).await?;
@@ -54,11 +63,14 @@ macro_rules! run_post {
     )
 )]
 #[tracing::instrument(skip_all, fields(owner_id = %post.owner_id))]
-pub async fn create(State(state): State<AppState>, post: Post) -> Result<Response, PaymentsError> {
+pub async fn create(State(state): State<AppState>, post: IdempotentPost) -> Result<Response, PaymentsError> {
     run_post!(state, post, |tx| create_in(&mut tx, &post))
 }
 
-async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, Payment), PaymentsError> {
+async fn create_in(
+    conn: &mut PgConnection,
+    post: &IdempotentPost,
+) -> Result<(StatusCode, Payment), PaymentsError> {
     let request: CreatePaymentRequest = post.json()?;
     let amount = Amount::parse(request.amount)?;
     let currency = Currency::parse(&request.currency)?;
@@ -124,14 +136,14 @@ async fn create_in(conn: &mut PgConnection, post: &Post) -> Result<(StatusCode, 
 pub async fn confirm(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    post: Post,
+    post: IdempotentPost,
 ) -> Result<Response, PaymentsError> {
     run_post!(state, post, |tx| confirm_in(&mut tx, &post, &id, &state.fees))
 }
 
 async fn confirm_in(
     conn: &mut PgConnection,
-    post: &Post,
+    post: &IdempotentPost,
     id: &str,
     fees: &FeeSchedule,
 ) -> Result<(StatusCode, Payment), PaymentsError> {
@@ -205,14 +217,14 @@ struct NoParameters {}
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    post: Post,
+    post: IdempotentPost,
 ) -> Result<Response, PaymentsError> {
     run_post!(state, post, |tx| cancel_in(&mut tx, &post, &id))
 }
 
 async fn cancel_in(
     conn: &mut PgConnection,
-    post: &Post,
+    post: &IdempotentPost,
     id: &str,
 ) -> Result<(StatusCode, Payment), PaymentsError> {
     let NoParameters {} = post.json()?;
@@ -257,14 +269,14 @@ async fn cancel_in(
 pub async fn refund(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    post: Post,
+    post: IdempotentPost,
 ) -> Result<Response, PaymentsError> {
     run_post!(state, post, |tx| refund_in(&mut tx, &post, &id))
 }
 
 async fn refund_in(
     conn: &mut PgConnection,
-    post: &Post,
+    post: &IdempotentPost,
     id: &str,
 ) -> Result<(StatusCode, Refund), PaymentsError> {
     let request: CreateRefundRequest = post.json()?;
@@ -340,7 +352,7 @@ pub async fn retrieve(
     path = "/v1/payments",
     operation_id = "list_payments",
     tag = "payments",
-    params(ListPaymentsParams),
+    params(PageParams, PaymentFilter),
     responses(
         (status = 200, description = "Newest first.", body = List<Payment>),
         (status = 400, description = "A bad limit or status.", body = ErrorBody),
@@ -352,8 +364,9 @@ pub async fn list(
     caller: UserCaller,
     Query(params): Query<ListPaymentsParams>,
 ) -> Result<Json<List<Payment>>, PaymentsError> {
-    let limit = page_limit(params.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let limit = platform::error::page_limit(params.page.limit)?;
     let status = params
+        .filter
         .status
         .as_deref()
         .map(|s| PaymentStatus::parse(s).ok_or_else(|| PaymentsError::InvalidStatus(s.to_owned())))
@@ -362,7 +375,7 @@ pub async fn list(
         &state.db,
         &caller.user_id,
         status,
-        params.starting_after.as_deref(),
+        params.page.starting_after.as_deref(),
         limit,
     )
     .await?;
@@ -387,7 +400,7 @@ pub async fn list_refunds(
     Path(id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<Refund>>, PaymentsError> {
-    let limit = page_limit(page.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let limit = platform::error::page_limit(page.limit)?;
     if store::get_payment(&state.db, &caller.user_id, &id)
         .await?
         .is_none()
