@@ -1,9 +1,11 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
-use platform::error::{ApiError, database_error, internal_error};
+use contract::auth::codes;
+use contract::error::codes::INVALID_API_KEY;
+use platform::error::{ApiError, InvalidLimit, database_error, internal_error};
 
-use crate::domain::{EmailError, PasswordError};
+use crate::domain::{EmailError, KeyNameError, PasswordError};
 
 /// Everything auth can answer with other than success, mapped to HTTP here only.
 #[derive(Debug, thiserror::Error)]
@@ -24,16 +26,16 @@ pub enum AuthError {
     RefreshTokenReused,
     #[error("the API key is not valid")]
     InvalidApiKey,
-    #[error("a key name must have 1 to 100 characters")]
-    InvalidKeyName,
+    #[error(transparent)]
+    KeyName(#[from] KeyNameError),
     #[error("no such API key")]
     ApiKeyNotFound,
     #[error("a user may hold at most {max} active API keys; revoke one before creating another")]
     ApiKeyLimitReached { max: i64 },
     #[error("no such user")]
     UserNotFound,
-    #[error("limit must be between 1 and 100, not {0}")]
-    InvalidLimit(i64),
+    #[error(transparent)]
+    Limit(#[from] InvalidLimit),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("password hashing failed")]
@@ -46,37 +48,34 @@ impl AuthError {
     fn to_api_error(&self) -> ApiError {
         let message = self.to_string();
         match self {
-            Self::Email(_) => ApiError::invalid_param("invalid_email", "email", message),
-            Self::Password(PasswordError::Long) => {
-                ApiError::invalid_param("password_too_long", "password", message)
-            }
-            Self::Password(_) => ApiError::invalid_param("password_too_weak", "password", message),
+            Self::Email(e) => ApiError::invalid_input(e),
+            Self::Password(e) => ApiError::invalid_input(e),
+            Self::KeyName(e) => ApiError::invalid_input(e),
+            Self::Limit(e) => ApiError::invalid_input(e),
             Self::EmailTaken => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorKind::InvalidRequestError,
-                "email_taken",
+                codes::EMAIL_TAKEN,
                 message,
             ),
-            Self::InvalidCredentials => ApiError::unauthenticated("invalid_credentials", message),
+            Self::InvalidCredentials => ApiError::unauthenticated(codes::INVALID_CREDENTIALS, message),
             Self::LoginLocked { .. } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorKind::RateLimitError,
-                "login_locked",
+                codes::LOGIN_LOCKED,
                 message,
             ),
-            Self::InvalidRefreshToken => ApiError::unauthenticated("invalid_refresh_token", message),
-            Self::RefreshTokenReused => ApiError::unauthenticated("refresh_token_reused", message),
-            Self::InvalidApiKey => ApiError::unauthenticated("invalid_api_key", message),
-            Self::InvalidKeyName => ApiError::invalid_param("invalid_name", "name", message),
+            Self::InvalidRefreshToken => ApiError::unauthenticated(codes::INVALID_REFRESH_TOKEN, message),
+            Self::RefreshTokenReused => ApiError::unauthenticated(codes::REFRESH_TOKEN_REUSED, message),
+            Self::InvalidApiKey => ApiError::unauthenticated(INVALID_API_KEY, message),
             Self::ApiKeyNotFound => ApiError::not_found("API key"),
             Self::ApiKeyLimitReached { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorKind::InvalidRequestError,
-                "api_key_limit_reached",
+                codes::API_KEY_LIMIT_REACHED,
                 message,
             ),
             Self::UserNotFound => ApiError::not_found("user"),
-            Self::InvalidLimit(_) => ApiError::invalid_param("invalid_limit", "limit", message),
             Self::Database(e) => database_error("auth database", e),
             Self::Hashing(e) => internal_error("password hashing", e),
             Self::Task(e) => internal_error("auth background task", e),

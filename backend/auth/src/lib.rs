@@ -6,6 +6,7 @@ mod domain;
 mod error;
 mod routes;
 mod state;
+mod store;
 
 use std::sync::Arc;
 
@@ -16,14 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::AuthSettings;
 pub use error::AuthError;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use state::AppState;
-
-/// The public routes of auth, for the gateway's `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-    routes::ApiDoc::openapi()
-}
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/auth");
 
@@ -38,7 +33,7 @@ pub async fn build(
     let db = platform::db::connect_and_migrate(
         config.database.url.expose_secret(),
         &MIGRATOR,
-        20,
+        platform::db::Pool::of(20),
         &config.database.timeouts,
     )
     .await

@@ -6,6 +6,16 @@ pub struct Email(String);
 #[error("{0}")]
 pub struct EmailError(&'static str);
 
+impl platform::error::InvalidInput for EmailError {
+    fn code(&self) -> &'static str {
+        contract::auth::codes::INVALID_EMAIL
+    }
+
+    fn param(&self) -> &'static str {
+        "email"
+    }
+}
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let email = raw.trim().to_lowercase();

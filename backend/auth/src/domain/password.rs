@@ -22,6 +22,19 @@ pub enum PasswordError {
     Simple,
 }
 
+impl platform::error::InvalidInput for PasswordError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Long => contract::auth::codes::PASSWORD_TOO_LONG,
+            Self::Short | Self::Simple => contract::auth::codes::PASSWORD_TOO_WEAK,
+        }
+    }
+
+    fn param(&self) -> &'static str {
+        "password"
+    }
+}
+
 impl Password {
     pub fn parse(raw: String) -> Result<Self, PasswordError> {
         if raw.len() > MAX_PASSWORD_BYTES {

@@ -1,6 +1,5 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use contract::List;
 use contract::auth::{ApiKey, CreateApiKeyRequest, CreatedApiKey, RevokedApiKey};
 use contract::internal::ApiKeyRevoked;
@@ -9,30 +8,15 @@ use platform::error::{Json, Query};
 use platform::internal_token::SessionCaller;
 use secrecy::ExposeSecret;
 
+use crate::domain::KeyName;
 use crate::domain::secrets::{NewApiKey, api_key_hash};
-use crate::{AppState, AuthError};
+use crate::{AppState, AuthError, store};
 
-#[derive(sqlx::FromRow)]
-struct ApiKeyRow {
-    id: String,
-    name: String,
-    prefix: String,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
-impl From<ApiKeyRow> for ApiKey {
-    fn from(row: ApiKeyRow) -> Self {
-        Self {
-            id: row.id,
-            name: row.name,
-            prefix: row.prefix,
-            created_at: row.created_at,
-            last_used_at: row.last_used_at,
-            revoked_at: row.revoked_at,
-        }
-    }
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
 }
 
 #[utoipa::path(post, path = "/auth/api-keys", operation_id = "create_api_key", tag = "auth", security(("session" = [])), request_body = CreateApiKeyRequest,
@@ -46,40 +30,28 @@ pub async fn create(
     caller: SessionCaller,
     Json(request): Json<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), AuthError> {
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AuthError::InvalidKeyName);
-    }
+    let name = KeyName::parse(&request.name)?;
     let key = NewApiKey::generate();
     let hash = api_key_hash(state.api_key_hash_secret.expose_secret(), &key.plaintext);
     let mut tx = state.db.begin().await?;
-    let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind(&caller.user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if user.is_none() {
+    if !store::lock_user(&mut tx, &caller.user_id).await? {
         return Err(AuthError::UserNotFound);
     }
-    let active: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(&caller.user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let active = store::count_active_api_keys(&mut *tx, &caller.user_id).await?;
     let max = state.policy.api_keys_per_user_max;
     if active >= max {
         return Err(AuthError::ApiKeyLimitReached { max });
     }
-    let (id, created_at): (String, DateTime<Utc>) = sqlx::query_as(
-        "INSERT INTO api_keys (id, user_id, name, lookup_id, secret_hash, prefix)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+    let (id, created_at) = store::insert_api_key(
+        &mut *tx,
+        store::NewApiKeyRow {
+            user_id: &caller.user_id,
+            name: name.as_str(),
+            lookup_id: &key.lookup_id,
+            secret_hash: &hash,
+            prefix: &key.prefix,
+        },
     )
-    .bind(platform::ids::new_id(contract::ids::API_KEY))
-    .bind(&caller.user_id)
-    .bind(name)
-    .bind(&key.lookup_id)
-    .bind(hash)
-    .bind(&key.prefix)
-    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     tracing::info!(key_id = %id, "created API key");
@@ -87,7 +59,7 @@ pub async fn create(
         StatusCode::CREATED,
         Json(CreatedApiKey {
             id,
-            name: name.to_owned(),
+            name: name.into_inner(),
             key: key.plaintext,
             prefix: key.prefix,
             created_at,
@@ -103,18 +75,14 @@ pub async fn list(
     caller: SessionCaller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<ApiKey>>, AuthError> {
-    let limit = page.limit().map_err(AuthError::InvalidLimit)?;
-    let rows: Vec<ApiKeyRow> = sqlx::query_as(
-        "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
-         WHERE user_id = $1 AND ($2::TEXT IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3",
+    let limit = platform::error::page_limit(page.limit)?;
+    let keys = store::list_api_keys(
+        &state.db,
+        &caller.user_id,
+        page.starting_after.as_deref(),
+        limit + 1,
     )
-    .bind(&caller.user_id)
-    .bind(&page.starting_after)
-    .bind(limit + 1)
-    .fetch_all(&state.db)
     .await?;
-    let keys = rows.into_iter().map(ApiKey::from).collect();
     Ok(Json(List::from_overfetched(keys, limit as usize)))
 }
 
@@ -128,15 +96,9 @@ pub async fn revoke(
     caller: SessionCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RevokedApiKey>, AuthError> {
-    let revoked_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
-         WHERE id = $1 AND user_id = $2 RETURNING revoked_at",
-    )
-    .bind(&id)
-    .bind(&caller.user_id)
-    .fetch_optional(&state.db)
-    .await?;
-    let revoked_at = revoked_at.ok_or(AuthError::ApiKeyNotFound)?;
+    let revoked_at = store::revoke_api_key(&state.db, &id, &caller.user_id)
+        .await?
+        .ok_or(AuthError::ApiKeyNotFound)?;
     announce_revocation(
         &state,
         ApiKeyRevoked {

@@ -4,7 +4,14 @@ use platform::error::Json;
 use platform::internal_token::{SessionCaller, UserCaller};
 
 use crate::domain::secrets::new_webhook_secret;
-use crate::{AppState, AuthError};
+use crate::{AppState, AuthError, store};
+
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(secret))
+        .routes(routes!(roll))
+}
 
 #[utoipa::path(get, path = "/v1/webhooks/secret", operation_id = "retrieve_webhook_secret", tag = "webhooks", security(("api_key" = [])),
     responses((status = 200, body = WebhookSecret), (status = 401, body = contract::ErrorBody)))]
@@ -13,10 +20,7 @@ pub async fn secret(
     State(state): State<AppState>,
     caller: UserCaller,
 ) -> Result<Json<WebhookSecret>, AuthError> {
-    let secret: Option<String> = sqlx::query_scalar("SELECT secret FROM webhook_secrets WHERE user_id = $1")
-        .bind(&caller.user_id)
-        .fetch_optional(&state.db)
-        .await?;
+    let secret = store::webhook_secret(&state.db, &caller.user_id).await?;
     secret
         .map(|secret| Json(WebhookSecret { secret }))
         .ok_or(AuthError::UserNotFound)
@@ -31,13 +35,7 @@ pub async fn roll(
     State(state): State<AppState>,
     caller: SessionCaller,
 ) -> Result<Json<WebhookSecret>, AuthError> {
-    let secret: Option<String> = sqlx::query_scalar(
-        "UPDATE webhook_secrets SET secret = $2, created_at = now() WHERE user_id = $1 RETURNING secret",
-    )
-    .bind(&caller.user_id)
-    .bind(new_webhook_secret())
-    .fetch_optional(&state.db)
-    .await?;
+    let secret = store::replace_webhook_secret(&state.db, &caller.user_id, &new_webhook_secret()).await?;
     tracing::info!("rolled the webhook signing secret");
     secret
         .map(|secret| Json(WebhookSecret { secret }))
