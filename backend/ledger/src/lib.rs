@@ -32,24 +32,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// enough to leave room for the other services on one server.
 const POOL_SIZE: u32 = 20;
 
-/// The pool the routes use. sqlx pings an idle connection before handing it
-/// out by default: a second round trip for every one-statement posting. The
-/// ledger skips it; a connection that died is dropped by the pool after the
-/// query that finds out, and a posting that met one is retried (postings are
-/// idempotent by reference).
-/// Its sessions run under the same timeouts as every other pool.
-fn serving_pool(
-    url: &str,
-    timeouts: &platform::db::DbTimeouts,
-) -> Result<sqlx::PgPool, platform::db::DbSetupError> {
-    let options = timeouts.connect_options(url)?;
-    Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .test_before_acquire(false)
-        .connect_lazy_with(options))
-}
-
 /// The public routes of the ledger, for the gateway's `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
@@ -64,12 +46,20 @@ pub async fn build(
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
     use secrecy::ExposeSecret;
-    let url = config.database.url.expose_secret();
-    let migrated = platform::db::connect_and_migrate(url, &MIGRATOR, 1, &config.database.timeouts)
-        .await
-        .context("ledger database")?;
-    migrated.close().await;
-    let db = serving_pool(url, &config.database.timeouts).context("ledger database")?;
+    // Every posting is idempotent by reference and retried on a broken
+    // connection, so the pool need not ping a connection before each one.
+    let pool = platform::db::Pool {
+        max_connections: POOL_SIZE,
+        ping_before_use: false,
+    };
+    let db = platform::db::connect_and_migrate(
+        config.database.url.expose_secret(),
+        &MIGRATOR,
+        pool,
+        &config.database.timeouts,
+    )
+    .await
+    .context("ledger database")?;
     let state = AppState::new(config, db.clone());
     let app = router(state)
         .merge(health::routes(Readiness {
