@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{ConsoleArgs, Global};
 use crate::exit::{CliError, CliResult};
-use crate::session::Context;
+use crate::session::Invocation;
 
 pub const BINARY: &str = "micro-stack";
 /// What to run when the binary is missing.
@@ -352,7 +352,7 @@ fn terminate(_child: &Child) -> bool {
 pub async fn prepare(
     global: &Global,
     console: ConsoleArgs,
-    context: &Context,
+    context: &Invocation,
 ) -> CliResult<Option<LocalStack>> {
     let situation = Situation {
         gateway_configured: global.gateway.is_some() || context.settings.gateway.is_some(),

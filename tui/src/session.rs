@@ -1,4 +1,4 @@
-//! The logged-in context every command starts from: which gateway and
+//! The invocation every command starts from: which gateway and
 //! profile, which API key (`--api-key`/`MICRO_API_KEY`, else the stored
 //! login), and a fresh session token from the stored refresh token when a
 //! command needs one, without asking.
@@ -11,9 +11,10 @@ use crate::config::{Settings, Target};
 use crate::credentials::{Backend, Store, StoreOptions, StoredLogin};
 use crate::exit::{CliError, CliResult};
 
-/// What every command knows before it talks to anyone.
+/// What every command knows before it talks to anyone: the target, its
+/// settings and the credentials the command line or environment gave.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub struct Invocation {
     pub target: Target,
     pub settings: Settings,
     pub config_dir: PathBuf,
@@ -21,7 +22,7 @@ pub struct Context {
     pub insecure_storage: bool,
 }
 
-impl Context {
+impl Invocation {
     pub fn client(&self) -> CliResult<Client> {
         Ok(Client::new(&self.target.gateway)?)
     }
@@ -51,7 +52,7 @@ pub enum KeySource {
 
 pub struct Session {
     pub client: Client,
-    pub context: Context,
+    pub context: Invocation,
     pub api_key: String,
     pub source: KeySource,
     login: Option<(Store, StoredLogin)>,
@@ -69,7 +70,7 @@ pub fn announce(store: &Store, dir: &std::path::Path) {
 
 impl Session {
     /// The session for `context`; `NotLoggedIn` when there is no key at all.
-    pub async fn open(context: &Context) -> CliResult<Self> {
+    pub async fn open(context: &Invocation) -> CliResult<Self> {
         let client = context.client()?;
         let login = match Store::find(&context.store_options()?, &context.target.account()).await {
             Ok(found) => found,

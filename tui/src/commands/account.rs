@@ -10,7 +10,7 @@ use crate::cli::{Format, LoginArgs};
 use crate::credentials::{Store, StoredLogin};
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::fields;
-use crate::session::{Context, KeySource, Session, announce};
+use crate::session::{Invocation, KeySource, Session, announce};
 
 fn read_line(prompt: &str) -> CliResult<String> {
     eprint!("{prompt}");
@@ -70,7 +70,7 @@ fn machine_name() -> String {
     format!("micro-cli@{host}")
 }
 
-pub async fn register(context: &Context, args: LoginArgs, format: Format) -> CliResult<u8> {
+pub async fn register(context: &Invocation, args: LoginArgs, format: Format) -> CliResult<u8> {
     let credentials = credentials(&args, true)?;
     let client = context.client()?;
     let user = client.register(&credentials).await?.into_value();
@@ -80,12 +80,12 @@ pub async fn register(context: &Context, args: LoginArgs, format: Format) -> Cli
     finish_login(context, credentials, format).await
 }
 
-pub async fn login(context: &Context, args: LoginArgs, format: Format) -> CliResult<u8> {
+pub async fn login(context: &Invocation, args: LoginArgs, format: Format) -> CliResult<u8> {
     let credentials = credentials(&args, false)?;
     finish_login(context, credentials, format).await
 }
 
-async fn finish_login(context: &Context, credentials: Credentials, format: Format) -> CliResult<u8> {
+async fn finish_login(context: &Invocation, credentials: Credentials, format: Format) -> CliResult<u8> {
     let options = context.store_options()?;
     let account = context.target.account();
     // Pick the store before creating anything on the server, so that a
@@ -141,14 +141,14 @@ async fn finish_login(context: &Context, credentials: Credentials, format: Forma
     Ok(OK)
 }
 
-pub async fn logout(context: &Context) -> CliResult<u8> {
+pub async fn logout(context: &Invocation) -> CliResult<u8> {
     let account = context.target.account();
     let options = context.store_options()?;
     let Some((store, login)) = Store::find(&options, &account).await? else {
         return Err(context.not_logged_in());
     };
     announce(&store, &context.config_dir);
-    let mut session = Session::open(&Context {
+    let mut session = Session::open(&Invocation {
         api_key: None,
         ..context.clone()
     })
@@ -178,7 +178,7 @@ pub async fn logout(context: &Context) -> CliResult<u8> {
     Ok(OK)
 }
 
-pub async fn whoami(context: &Context, format: Format) -> CliResult<u8> {
+pub async fn whoami(context: &Invocation, format: Format) -> CliResult<u8> {
     let mut session = Session::open(context).await?;
     let (keyring, prefix) = match session.source {
         KeySource::Given => (

@@ -25,7 +25,7 @@ use crate::demo::tally::{self, Delivery, Expected, Tally};
 use crate::exit::{CliError, CliResult, INCOMPLETE, OK};
 use crate::listen::{self, ListenOptions, ListenUpdate, StreamState};
 use crate::output::{Align, Table, money};
-use crate::session::Context;
+use crate::session::Invocation;
 use crate::trigger::{Triggered, trigger};
 
 /// What is triggered, in this order: one payment of each outcome, and a
@@ -149,7 +149,7 @@ struct Findings {
     problems: Vec<String>,
 }
 
-pub async fn run(context: &Context, args: DemoArgs, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, args: DemoArgs, format: Format) -> CliResult<u8> {
     if args.timeout == 0 {
         return Err(CliError::Usage("--timeout must be at least 1 second".into()));
     }

@@ -6,7 +6,7 @@ use super::{list_text, page, show};
 use crate::cli::{Format, KeysCommand};
 use crate::exit::{CliResult, OK};
 use crate::output::{Align, Table, fields, time};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 pub fn table(keys: &[ApiKey]) -> Table {
     let mut table = Table::new(&[
@@ -30,7 +30,7 @@ pub fn table(keys: &[ApiKey]) -> Table {
     table
 }
 
-pub async fn run(context: &Context, command: KeysCommand, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, command: KeysCommand, format: Format) -> CliResult<u8> {
     let mut session = Session::open(context).await?;
     let token = session.access_token().await?;
     let client = &session.client;

@@ -6,7 +6,7 @@ use super::{list_text, page, show};
 use crate::cli::{Format, LedgerCommand};
 use crate::exit::{CliResult, OK};
 use crate::output::{Align, Table, fields, money, optional, time};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 pub fn accounts_table(accounts: &[Account]) -> Table {
     let mut table = Table::new(&[
@@ -77,7 +77,7 @@ fn transaction_text(t: &Transaction) -> String {
     text
 }
 
-pub async fn run(context: &Context, command: LedgerCommand, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, command: LedgerCommand, format: Format) -> CliResult<u8> {
     let session = Session::open(context).await?;
     let (client, key) = (&session.client, session.api_key.as_str());
     match command {

@@ -13,12 +13,12 @@ use crate::cli::{Format, ListenArgs};
 use crate::exit::{CliError, CliResult, NETWORK, NOT_LOGGED_IN, OK};
 use crate::forward::parse_header;
 use crate::listen::{self, DeliveryReport, ListenOptions, ListenUpdate, ReceivedEvent, Since, StreamState};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
 
 /// The flags (or the config file's defaults) as listen options.
-pub fn options(context: &Context, args: &ListenArgs) -> CliResult<ListenOptions> {
+pub fn options(context: &Invocation, args: &ListenArgs) -> CliResult<ListenOptions> {
     let defaults = &context.settings.forward;
     let types = if args.events.is_empty() {
         defaults.events.clone()
@@ -89,7 +89,7 @@ pub fn options(context: &Context, args: &ListenArgs) -> CliResult<ListenOptions>
     })
 }
 
-pub async fn run(context: &Context, args: ListenArgs, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, args: ListenArgs, format: Format) -> CliResult<u8> {
     let options = options(context, &args)?;
     let session = Session::open(context).await?;
     if args.print_secret {

@@ -18,14 +18,14 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command, Format, Global};
 use crate::config::{Settings, Target, config_dir};
 use crate::exit::{CliError, CliResult};
-use crate::session::Context;
+use crate::session::Invocation;
 
 /// Resolves the global flags against the config file.
-pub fn context(global: &Global) -> CliResult<Context> {
+pub fn context(global: &Global) -> CliResult<Invocation> {
     let dir = config_dir().map_err(|e| CliError::Other(e.to_string()))?;
     let settings = Settings::load(&dir).map_err(|e| CliError::Usage(e.to_string()))?;
     let target = Target::resolve(global.gateway.clone(), global.profile.clone(), &settings);
-    Ok(Context {
+    Ok(Invocation {
         target,
         settings,
         config_dir: dir,

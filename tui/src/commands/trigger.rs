@@ -6,9 +6,9 @@ use super::show;
 use crate::cli::{Format, TriggerArgs};
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::money;
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
-pub async fn run(context: &Context, args: TriggerArgs, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, args: TriggerArgs, format: Format) -> CliResult<u8> {
     let kind = EventType::parse(&args.event).ok_or_else(|| {
         let known: Vec<&str> = EventType::ALL.iter().map(EventType::as_str).collect();
         CliError::Usage(format!(

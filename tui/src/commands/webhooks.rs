@@ -3,9 +3,9 @@
 use super::show;
 use crate::cli::{Format, WebhooksCommand};
 use crate::exit::{CliResult, OK};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
-pub async fn run(context: &Context, command: WebhooksCommand, format: Format) -> CliResult<u8> {
+pub async fn run(context: &Invocation, command: WebhooksCommand, format: Format) -> CliResult<u8> {
     let session = Session::open(context).await?;
     let secret = match command {
         WebhooksCommand::Secret => session.client.webhook_secret(&session.api_key).await?,

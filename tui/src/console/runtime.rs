@@ -25,7 +25,7 @@ use super::update::{Command, start, update};
 use super::view;
 use crate::credentials::{Backend, Store, StoreOptions, StoredLogin};
 use crate::listen::{self, ListenHandle, ListenOptions, ListenUpdate, ReceivedEvent};
-use crate::session::{Context, Session};
+use crate::session::{Invocation, Session};
 
 /// How often the clock ticks; a tick draws only when something moved.
 const TICK: Duration = Duration::from_millis(250);
@@ -33,7 +33,7 @@ const TICK: Duration = Duration::from_millis(250);
 const ACCESS_TOKEN_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Opens the console and runs it until the user quits.
-pub async fn run(context: Context) -> anyhow::Result<()> {
+pub async fn run(context: Invocation) -> anyhow::Result<()> {
     client::install_crypto_provider();
     let mut state = State::new(&context.target.gateway, &context.target.profile);
     state.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -214,7 +214,7 @@ fn edit_in_editor(body: &str) -> Result<Option<String>, String> {
 
 /// Runs commands as tasks; owns the client, the key and the listener.
 struct Executor {
-    context: Context,
+    context: Invocation,
     client: Client,
     tx: UnboundedSender<Msg>,
     api_key: Arc<Mutex<Option<String>>>,
@@ -233,7 +233,7 @@ fn text(error: ClientError) -> String {
 }
 
 impl Executor {
-    fn new(context: Context, tx: UnboundedSender<Msg>) -> anyhow::Result<Self> {
+    fn new(context: Invocation, tx: UnboundedSender<Msg>) -> anyhow::Result<Self> {
         let client = Client::new(&context.target.gateway)?;
         Ok(Self {
             context,
@@ -388,7 +388,10 @@ impl Executor {
             Command::LoadPayments => self.call(
                 |c, k| async move {
                     let params = ListPaymentsParams {
-                        limit: Some(100),
+                        page: contract::list::PageParams {
+                            limit: Some(100),
+                            starting_after: None,
+                        },
                         ..Default::default()
                     };
                     c.list_payments(&k, &params).await

@@ -121,7 +121,7 @@ pub async fn handler(
         let closes_at = tokio::time::Instant::now() + state.stream_lifetime;
         Stream {
             socket,
-            context: Context {
+            subscriber: Subscriber {
                 state,
                 principal,
                 types,
@@ -171,20 +171,23 @@ async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Re
 
 struct Stream {
     socket: WebSocket,
-    context: Context,
+    subscriber: Subscriber,
 }
 
-/// What a stream knows besides its socket, kept apart so that it can be
-/// borrowed across awaits while the socket is in use.
-struct Context {
+/// Who the stream is for and which events they asked for, kept apart from
+/// the socket so that it can be borrowed across awaits while the socket is
+/// in use.
+struct Subscriber {
     state: AppState,
     principal: Principal,
     types: Option<HashSet<EventType>>,
 }
 
-enum End {
-    Close(u16, &'static str),
-    Gone,
+/// Why a stream stops: the gateway closes it with a code and a reason, or
+/// the client has already gone and there is no one to tell.
+enum StreamEnd {
+    CloseWith(u16, &'static str),
+    ClientGone,
 }
 
 impl Stream {
@@ -200,7 +203,7 @@ impl Stream {
             Ok(end) => end,
             Err(end) => end,
         };
-        if let End::Close(code, reason) = end {
+        if let StreamEnd::CloseWith(code, reason) = end {
             let frame = CloseFrame {
                 code,
                 reason: reason.into(),
@@ -214,16 +217,16 @@ impl Stream {
         subscription: &mut Subscription,
         after: Option<i64>,
         closes_at: tokio::time::Instant,
-    ) -> Result<End, End> {
+    ) -> Result<StreamEnd, StreamEnd> {
         let mut last_sent = after.unwrap_or(0);
         let mut replayed = 0;
         if let Some(after) = after {
             let mut cursor = after;
             loop {
-                let page = self.context.missed_since(cursor).await?;
+                let page = self.subscriber.missed_since(cursor).await?;
                 for event in page.data {
                     cursor = event.sequence;
-                    if self.context.wanted(&event) {
+                    if self.subscriber.wanted(&event) {
                         self.send(&StreamFrame::Event { event, resend: false }).await?;
                         replayed += 1;
                     }
@@ -238,15 +241,15 @@ impl Stream {
 
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
-        let shutdown = self.context.state.shutdown.clone();
+        let shutdown = self.subscriber.state.shutdown.clone();
         loop {
             tokio::select! {
                 // An ended stream closes at once, before any event still in its buffer.
                 biased;
-                () = shutdown.cancelled() => return Ok(End::Close(close_code::AWAY, "the gateway is shutting down")),
+                () = shutdown.cancelled() => return Ok(StreamEnd::CloseWith(close_code::AWAY, "the gateway is shutting down")),
                 why = &mut subscription.ended => return Ok(closing(why.unwrap_or(Ended::Restart))),
                 () = tokio::time::sleep_until(closes_at) => {
-                    return Ok(End::Close(close_code::RESTART, "stream lifetime reached: reconnect with last_event_id"));
+                    return Ok(StreamEnd::CloseWith(close_code::RESTART, "stream lifetime reached: reconnect with last_event_id"));
                 }
                 delivery = subscription.events.recv() => {
                     let Some(published) = delivery else {
@@ -259,7 +262,7 @@ impl Stream {
                         }
                         last_sent = published.event.sequence;
                     }
-                    if self.context.wanted(&published.event) {
+                    if self.subscriber.wanted(&published.event) {
                         let frame = StreamFrame::Event { event: published.event.clone(), resend: published.resend };
                         self.send(&frame).await?;
                     }
@@ -268,10 +271,10 @@ impl Stream {
                     self.send_message(Message::Ping(Default::default())).await?;
                 }
                 incoming = self.socket.recv() => match incoming {
-                    None | Some(Ok(Message::Close(_))) => return Ok(End::Gone),
+                    None | Some(Ok(Message::Close(_))) => return Ok(StreamEnd::ClientGone),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                        return Ok(End::Close(close_code::POLICY, "the stream is receive-only: send only ping, pong and close"));
+                        return Ok(StreamEnd::CloseWith(close_code::POLICY, "the stream is receive-only: send only ping, pong and close"));
                     }
                     Some(Err(e)) => return Ok(receive_failed(&e)),
                 },
@@ -279,7 +282,7 @@ impl Stream {
         }
     }
 
-    async fn send(&mut self, frame: &StreamFrame) -> Result<(), End> {
+    async fn send(&mut self, frame: &StreamFrame) -> Result<(), StreamEnd> {
         let text = match serde_json::to_string(frame) {
             Ok(text) => text,
             Err(e) => unreachable!("serialising a stream frame: {e}"),
@@ -287,11 +290,11 @@ impl Stream {
         self.send_message(Message::Text(text.into())).await
     }
 
-    async fn send_message(&mut self, message: Message) -> Result<(), End> {
+    async fn send_message(&mut self, message: Message) -> Result<(), StreamEnd> {
         match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(
+            Ok(Err(_)) => Err(StreamEnd::ClientGone),
+            Err(_) => Err(StreamEnd::CloseWith(
                 close_code::POLICY,
                 "consumer too slow: reconnect with last_event_id",
             )),
@@ -299,14 +302,14 @@ impl Stream {
     }
 }
 
-fn closing(why: Ended) -> End {
+fn closing(why: Ended) -> StreamEnd {
     match why {
-        Ended::TooSlow => End::Close(
+        Ended::TooSlow => StreamEnd::CloseWith(
             close_code::POLICY,
             "consumer too slow: reconnect with last_event_id",
         ),
-        Ended::KeyRevoked => End::Close(CLOSE_KEY_REVOKED, "api key revoked"),
-        Ended::Restart => End::Close(
+        Ended::KeyRevoked => StreamEnd::CloseWith(CLOSE_KEY_REVOKED, "api key revoked"),
+        Ended::Restart => StreamEnd::CloseWith(
             close_code::RESTART,
             "event source restarting: reconnect with last_event_id",
         ),
@@ -316,22 +319,22 @@ fn closing(why: Ended) -> End {
 /// A message over the size limit is refused by the WebSocket layer as an
 /// error that only its text identifies; other read errors mean the
 /// connection is gone.
-fn receive_failed(error: &axum::Error) -> End {
+fn receive_failed(error: &axum::Error) -> StreamEnd {
     if error.to_string().to_ascii_lowercase().contains("too long") {
-        End::Close(close_code::SIZE, "messages to the stream are limited to 4 KiB")
+        StreamEnd::CloseWith(close_code::SIZE, "messages to the stream are limited to 4 KiB")
     } else {
-        End::Gone
+        StreamEnd::ClientGone
     }
 }
 
-impl Context {
+impl Subscriber {
     fn wanted(&self, event: &Event) -> bool {
         self.types
             .as_ref()
             .is_none_or(|types| types.contains(&event.kind))
     }
 
-    async fn missed_since(&self, sequence: i64) -> Result<List<Event>, End> {
+    async fn missed_since(&self, sequence: i64) -> Result<List<Event>, StreamEnd> {
         // The gap filler answers only the gateway on its own account, so the
         // owner is named in the query rather than by a user's token.
         let url = format!(
@@ -359,7 +362,7 @@ impl Context {
             .and_then(reqwest::Response::error_for_status);
         let failed = |e: reqwest::Error| {
             tracing::error!(error = %e, "could not replay missed events");
-            End::Close(
+            StreamEnd::CloseWith(
                 close_code::ERROR,
                 "could not replay missed events: reconnect with last_event_id",
             )
