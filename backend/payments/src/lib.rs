@@ -8,7 +8,6 @@ mod config;
 mod domain;
 mod error;
 pub mod failpoints;
-mod idempotency;
 mod routes;
 mod state;
 mod store;

@@ -12,7 +12,7 @@ use contract::payments::{FailureCode, Payment, PaymentStatus, Refund, RefundStat
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
 /// Now, at the precision PostgreSQL stores, so that an object answered from
 /// memory and the same object read back are identical.
@@ -396,4 +396,87 @@ pub async fn request_resend(conn: &mut PgConnection, event_id: &str) -> sqlx::Re
         .execute(conn)
         .await?;
     Ok(())
+}
+/// What a request's key finds: whether this request holds the key's lock,
+/// and the answer stored under it, if any.
+#[derive(sqlx::FromRow)]
+pub struct KeyClaimRow {
+    pub locked: bool,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub body_hash: Option<Vec<u8>>,
+    pub response_status: Option<i16>,
+    pub response_body: Option<Vec<u8>>,
+}
+
+/// One round trip for the key's lock and the lookup of its answer. The
+/// lookup's snapshot predates the lock, so a first request that commits in
+/// between is not seen here; this one then fails on the key's primary key
+/// when it stores its answer, rolls back, and answers 409 like any request
+/// that met the key in use.
+pub async fn claim_idempotency_key(
+    conn: &mut PgConnection,
+    owner_id: &str,
+    key: &str,
+) -> Result<KeyClaimRow, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked,
+                k.method, k.path, k.body_hash, k.response_status, k.response_body
+           FROM (SELECT 1) AS one
+           LEFT JOIN idempotency_keys k ON k.owner_id = $2 AND k.key = $3",
+    )
+    .bind(format!("idempotency\n{owner_id}\n{key}"))
+    .bind(owner_id)
+    .bind(key)
+    .fetch_one(conn)
+    .await
+}
+
+/// The answer to a request, kept under its key with the request's fingerprint.
+pub struct StoredAnswer<'a> {
+    pub owner_id: &'a str,
+    pub key: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body_hash: &'a [u8],
+    pub status: i16,
+    pub body: &'a [u8],
+}
+
+pub async fn store_answer(conn: &mut PgConnection, answer: &StoredAnswer<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (owner_id, key, method, path, body_hash, response_status, response_body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(answer.owner_id)
+    .bind(answer.key)
+    .bind(answer.method)
+    .bind(answer.path)
+    .bind(answer.body_hash)
+    .bind(answer.status)
+    .bind(answer.body)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes answers older than `retention`, a batch at a time so that the
+/// purge never holds many locks.
+pub async fn purge_expired_answers(db: &PgPool, retention: std::time::Duration) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid IN (
+                 SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+                 LIMIT 5000)",
+        )
+        .bind(retention.as_secs_f64())
+        .execute(db)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < 5000 {
+            return Ok(total);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use crate::idempotency::{IdempotentPost, KeyClaim};
+use super::idempotency::{IdempotentPost, KeyClaim};
 use crate::store;
 use crate::{AppState, PaymentsError};
 

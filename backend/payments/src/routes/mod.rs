@@ -2,6 +2,7 @@
 //! API document, so that adding a route is one change in one place.
 
 mod events;
+pub(crate) mod idempotency;
 mod internal;
 mod payments;
 

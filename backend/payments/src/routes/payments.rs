@@ -14,11 +14,11 @@ use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
+use super::idempotency::{IdempotentPost, KeyClaim};
 use crate::domain::{
     Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
 use crate::failpoints;
-use crate::idempotency::{IdempotentPost, KeyClaim};
 use crate::store::{self, NewEvent};
 use crate::{AppState, PaymentsError};
 

@@ -35,7 +35,7 @@ pub fn spawn(state: &AppState, config: &crate::PaymentsSettings, shutdown: Cance
 
 async fn purge(db: sqlx::PgPool, shutdown: CancellationToken) {
     loop {
-        match crate::idempotency::purge_expired(&db).await {
+        match crate::store::purge_expired_answers(&db, crate::routes::idempotency::RETENTION).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "purged expired idempotency keys"),
             Err(e) => tracing::warn!(error = %e, "could not purge expired idempotency keys"),

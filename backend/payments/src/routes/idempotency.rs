@@ -25,6 +25,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::domain::IdempotencyKey;
 use crate::failpoints;
+use crate::store;
 use crate::{AppState, PaymentsError};
 
 /// How long answers are kept, at least: Stripe's 24 hours.
@@ -166,22 +167,7 @@ impl IdempotentPost {
         conn: &mut PgConnection,
         key: &IdempotencyKey,
     ) -> Result<Option<StoredResponse>, PaymentsError> {
-        // One round trip for the lock and the lookup. The lookup's snapshot
-        // predates the lock, so a first request that commits in between is
-        // not seen here; this one then fails on the key's primary key when it
-        // stores its answer, rolls back, and answers 409 like any request
-        // that met the key in use.
-        let claim: ClaimRow = sqlx::query_as(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked,
-                    k.method, k.path, k.body_hash, k.response_status, k.response_body
-               FROM (SELECT 1) AS one
-               LEFT JOIN idempotency_keys k ON k.owner_id = $2 AND k.key = $3",
-        )
-        .bind(format!("idempotency\n{}\n{}", self.owner_id, key.as_str()))
-        .bind(&self.owner_id)
-        .bind(key.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
+        let claim = store::claim_idempotency_key(&mut *conn, &self.owner_id, key.as_str()).await?;
         if !claim.locked {
             return Err(PaymentsError::IdempotencyKeyInUse);
         }
@@ -230,20 +216,18 @@ impl IdempotentPost {
             }
         };
         if let Some(key) = &self.key {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (owner_id, key, method, path, body_hash, response_status, response_body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&self.owner_id)
-            .bind(key.as_str())
-            .bind(&self.method)
-            .bind(&self.path)
-            .bind(&self.body_hash)
-            .bind(status.as_u16() as i16)
-            .bind(body.as_ref())
-            .execute(&mut *tx)
-            .await
-            .on_constraint("idempotency_keys_pkey", |_| PaymentsError::IdempotencyKeyInUse)?;
+            let answer = store::StoredAnswer {
+                owner_id: &self.owner_id,
+                key: key.as_str(),
+                method: &self.method,
+                path: &self.path,
+                body_hash: &self.body_hash,
+                status: status.as_u16() as i16,
+                body: body.as_ref(),
+            };
+            store::store_answer(&mut tx, &answer)
+                .await
+                .on_constraint("idempotency_keys_pkey", |_| PaymentsError::IdempotencyKeyInUse)?;
         }
         // Every POST ends here; the crash points name a confirm's steps.
         let confirming = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
@@ -261,16 +245,6 @@ impl IdempotentPost {
         }
         .into_response())
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct ClaimRow {
-    locked: bool,
-    method: Option<String>,
-    path: Option<String>,
-    body_hash: Option<Vec<u8>>,
-    response_status: Option<i16>,
-    response_body: Option<Vec<u8>>,
 }
 
 /// What claiming a request's key decided: run it in this transaction, or
@@ -296,27 +270,6 @@ impl IntoResponse for StoredResponse {
             headers.insert(IDEMPOTENT_REPLAYED_HEADER, HeaderValue::from_static("true"));
         }
         response
-    }
-}
-
-/// Deletes answers older than [`RETENTION`], a batch at a time so that the
-/// purge never holds many locks.
-pub async fn purge_expired(db: &PgPool) -> sqlx::Result<u64> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE ctid IN (
-                 SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
-                 LIMIT 5000)",
-        )
-        .bind(RETENTION.as_secs_f64())
-        .execute(db)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < 5000 {
-            return Ok(total);
-        }
     }
 }
 
