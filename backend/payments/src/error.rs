@@ -63,10 +63,6 @@ pub enum PaymentsError {
 }
 
 impl PaymentsError {
-    pub fn is_server_error(&self) -> bool {
-        matches!(self, Self::Database(_) | Self::Serialise(_))
-    }
-
     /// Whether the answer comes from executing the request (and so is kept as
     /// the answer to every retry with the same key), rather than from the
     /// request's shape being refused before anything ran, as Stripe does.

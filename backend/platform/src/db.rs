@@ -157,13 +157,6 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// True when a database error is the unique violation of `constraint`.
-pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
-}
-
 /// Names a constraint violation where a query is made, so that a handler
 /// says what a duplicate email or a replayed key means instead of matching
 /// SQLSTATEs: `query.await.on_constraint("users_email_key", |_| EmailTaken)?`.

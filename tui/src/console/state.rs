@@ -161,12 +161,6 @@ impl Input {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginField {
-    Email,
-    Password,
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LoginForm {
     pub email: Input,

@@ -240,12 +240,6 @@ impl EventStore {
         self.rows.iter().rev().find(|r| &*r.id == id).map(|r| r.seq)
     }
 
-    pub fn set_delivery(&mut self, seq: u64, delivery: Delivery) {
-        if let Some(row) = self.get_mut(seq) {
-            row.delivery = delivery;
-        }
-    }
-
     /// Records an attempt; a live forward (not a replay) also sets the row's result.
     pub fn add_attempt(&mut self, seq: u64, mut attempt: Attempt) {
         if attempt.response.len() > RESPONSE_BODY_LIMIT {
