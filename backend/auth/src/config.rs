@@ -2,12 +2,11 @@
 //! counts in and announces revocations on, the three secrets it signs and
 //! hashes with, token lifetimes, and the limits on logins and keys.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform::config::{
-    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, JWT_SECRET, LogFormat, Lookup, RedisSettings,
-    SecretVar, ServiceConfig, development_secrets, read, read_listen_addr, read_millis, read_seconds,
+    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, JWT_SECRET, Lookup, RedisSettings, SecretVar,
+    ServerSettings, ServiceConfig, development_secrets, read, read_millis, read_seconds,
 };
 use secrecy::SecretString;
 
@@ -19,9 +18,7 @@ const API_KEY_HASH_SECRET: SecretVar = SecretVar {
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    /// `AUTH_ADDR`.
-    pub addr: SocketAddr,
-    pub log_format: LogFormat,
+    pub server: ServerSettings,
     /// `AUTH_DATABASE_URL` and the session timeouts.
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
@@ -65,8 +62,7 @@ impl ServiceConfig for AuthSettings {
             });
         }
         Ok(Self {
-            addr: read_listen_addr(lookup, "AUTH_ADDR", 8081)?,
-            log_format: LogFormat::from_lookup(lookup)?,
+            server: ServerSettings::from_lookup(lookup, "AUTH_ADDR", 8081)?,
             database: DatabaseSettings::from_lookup(lookup, "AUTH_DATABASE_URL", "micro_auth")?,
             redis: RedisSettings::from_lookup(lookup),
             jwt_secret: JWT_SECRET.read(lookup)?,
@@ -83,12 +79,8 @@ impl ServiceConfig for AuthSettings {
         })
     }
 
-    fn listen_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log_format(&self) -> LogFormat {
-        self.log_format
+    fn server(&self) -> &ServerSettings {
+        &self.server
     }
 
     fn default_secrets(&self) -> Vec<&'static str> {
@@ -113,7 +105,7 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let settings = with(&[]).expect("defaults are valid");
-        assert_eq!(settings.addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8081");
         assert_eq!(
             settings.database.url.expose_secret(),
             "postgres://postgres@127.0.0.1:5432/micro_auth"

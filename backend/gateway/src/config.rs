@@ -8,18 +8,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use platform::config::{
-    ConfigError, INTERNAL_TOKEN_SECRET, JWT_SECRET, LogFormat, Lookup, RedisSettings, ServiceConfig,
+    ConfigError, INTERNAL_TOKEN_SECRET, JWT_SECRET, Lookup, RedisSettings, ServerSettings, ServiceConfig,
     development_secrets, read, read_listen_addr, read_millis, read_peer_url, read_seconds, read_string,
 };
 use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    /// The public port: `GATEWAY_ADDR`.
-    pub addr: SocketAddr,
+    pub server: ServerSettings,
     /// `/metrics` listens here, never on the public port.
     pub metrics_addr: SocketAddr,
-    pub log_format: LogFormat,
     pub redis: RedisSettings,
     /// Signs the internal token sent with every forwarded request.
     pub internal_token_secret: SecretString,
@@ -73,9 +71,8 @@ fn read_addresses(lookup: Lookup, name: &'static str) -> Result<Vec<IpAddr>, Con
 impl ServiceConfig for GatewaySettings {
     fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
         let settings = Self {
-            addr: read_listen_addr(lookup, "GATEWAY_ADDR", 8080)?,
+            server: ServerSettings::from_lookup(lookup, "GATEWAY_ADDR", 8080)?,
             metrics_addr: read_listen_addr(lookup, "METRICS_ADDR", 9090)?,
-            log_format: LogFormat::from_lookup(lookup)?,
             redis: RedisSettings::from_lookup(lookup),
             internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
             jwt_secret: JWT_SECRET.read(lookup)?,
@@ -103,12 +100,8 @@ impl ServiceConfig for GatewaySettings {
         Ok(settings)
     }
 
-    fn listen_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log_format(&self) -> LogFormat {
-        self.log_format
+    fn server(&self) -> &ServerSettings {
+        &self.server
     }
 
     fn default_secrets(&self) -> Vec<&'static str> {
@@ -130,7 +123,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let defaults = with(&[]).expect("defaults are valid");
-        assert_eq!(defaults.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(defaults.server.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(defaults.rate_limit_per_minute, 100);
         assert_eq!(defaults.ledger_url, "http://127.0.0.1:8083");

@@ -2,19 +2,15 @@
 //! secret it checks internal tokens with. It has no Redis and issues no
 //! session, so it reads neither.
 
-use std::net::SocketAddr;
-
 use platform::config::{
-    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, LogFormat, Lookup, ServiceConfig,
-    development_secrets, read_listen_addr,
+    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, Lookup, ServerSettings, ServiceConfig,
+    development_secrets,
 };
 use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
-    /// `LEDGER_ADDR`.
-    pub addr: SocketAddr,
-    pub log_format: LogFormat,
+    pub server: ServerSettings,
     /// `LEDGER_DATABASE_URL` and the session timeouts.
     pub database: DatabaseSettings,
     pub internal_token_secret: SecretString,
@@ -23,19 +19,14 @@ pub struct LedgerSettings {
 impl ServiceConfig for LedgerSettings {
     fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
         Ok(Self {
-            addr: read_listen_addr(lookup, "LEDGER_ADDR", 8083)?,
-            log_format: LogFormat::from_lookup(lookup)?,
+            server: ServerSettings::from_lookup(lookup, "LEDGER_ADDR", 8083)?,
             database: DatabaseSettings::from_lookup(lookup, "LEDGER_DATABASE_URL", "micro_ledger")?,
             internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
         })
     }
 
-    fn listen_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log_format(&self) -> LogFormat {
-        self.log_format
+    fn server(&self) -> &ServerSettings {
+        &self.server
     }
 
     fn default_secrets(&self) -> Vec<&'static str> {
@@ -56,7 +47,7 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let settings = with(&[]).expect("defaults are valid");
-        assert_eq!(settings.addr.to_string(), "127.0.0.1:8083");
+        assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8083");
         assert_eq!(
             settings.database.url.expose_secret(),
             "postgres://postgres@127.0.0.1:5432/micro_ledger"

@@ -2,19 +2,15 @@
 //! events are published to, where the ledger answers, the secret its
 //! internal tokens are signed and checked with, and the fee schedule.
 
-use std::net::SocketAddr;
-
 use platform::config::{
-    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, LogFormat, Lookup, RedisSettings, ServiceConfig,
-    development_secrets, read, read_listen_addr, read_peer_url,
+    ConfigError, DatabaseSettings, INTERNAL_TOKEN_SECRET, Lookup, RedisSettings, ServerSettings,
+    ServiceConfig, development_secrets, read, read_peer_url,
 };
 use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct PaymentsSettings {
-    /// `PAYMENTS_ADDR`.
-    pub addr: SocketAddr,
-    pub log_format: LogFormat,
+    pub server: ServerSettings,
     /// `PAYMENTS_DATABASE_URL` and the session timeouts.
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
@@ -30,8 +26,7 @@ pub struct PaymentsSettings {
 impl ServiceConfig for PaymentsSettings {
     fn from_lookup(lookup: Lookup) -> Result<Self, ConfigError> {
         Ok(Self {
-            addr: read_listen_addr(lookup, "PAYMENTS_ADDR", 8082)?,
-            log_format: LogFormat::from_lookup(lookup)?,
+            server: ServerSettings::from_lookup(lookup, "PAYMENTS_ADDR", 8082)?,
             database: DatabaseSettings::from_lookup(lookup, "PAYMENTS_DATABASE_URL", "micro_payments")?,
             redis: RedisSettings::from_lookup(lookup),
             internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
@@ -41,12 +36,8 @@ impl ServiceConfig for PaymentsSettings {
         })
     }
 
-    fn listen_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log_format(&self) -> LogFormat {
-        self.log_format
+    fn server(&self) -> &ServerSettings {
+        &self.server
     }
 
     fn default_secrets(&self) -> Vec<&'static str> {
@@ -67,7 +58,7 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let settings = with(&[]).expect("defaults are valid");
-        assert_eq!(settings.addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8082");
         assert_eq!(settings.ledger_url, "http://127.0.0.1:8083");
         assert_eq!(
             settings.database.url.expose_secret(),

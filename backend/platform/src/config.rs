@@ -51,10 +51,17 @@ pub trait ServiceConfig: Sized {
         })
     }
 
-    /// Where the service's public routes listen.
-    fn listen_addr(&self) -> SocketAddr;
+    /// Where the service listens and how it logs.
+    fn server(&self) -> &ServerSettings;
 
-    fn log_format(&self) -> LogFormat;
+    /// Where the service's public routes listen.
+    fn listen_addr(&self) -> SocketAddr {
+        self.server().addr
+    }
+
+    fn log_format(&self) -> LogFormat {
+        self.server().log_format
+    }
 
     /// The variables, among the secrets this service reads, that still hold
     /// their published development value.
@@ -103,6 +110,23 @@ pub fn read_millis(lookup: Lookup, name: &'static str, default: u64) -> Result<D
 }
 
 /// A listen address, on loopback at `port` unless `name` says otherwise.
+/// What every service reads alike: where it listens and how it logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+impl ServerSettings {
+    /// The address from `addr_name`, else loopback at `port`, and `LOG_FORMAT`.
+    pub fn from_lookup(lookup: Lookup, addr_name: &'static str, port: u16) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: read_listen_addr(lookup, addr_name, port)?,
+            log_format: LogFormat::from_lookup(lookup)?,
+        })
+    }
+}
+
 pub fn read_listen_addr(lookup: Lookup, name: &'static str, port: u16) -> Result<SocketAddr, ConfigError> {
     read(lookup, name, SocketAddr::from(([127, 0, 0, 1], port)))
 }

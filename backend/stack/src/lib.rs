@@ -41,7 +41,7 @@ impl StackSettings {
 
     /// Every service reads the same `LOG_FORMAT`; one process logs one way.
     pub fn log_format(&self) -> LogFormat {
-        self.gateway.log_format
+        self.gateway.server.log_format
     }
 
     /// The secret variables that still hold their development value in any
@@ -89,10 +89,10 @@ pub fn refuse_development_secrets_off_loopback(
         return Ok(());
     }
     let exposed: Vec<String> = [
-        ("GATEWAY_ADDR", config.gateway.addr),
-        ("AUTH_ADDR", config.auth.addr),
-        ("PAYMENTS_ADDR", config.payments.addr),
-        ("LEDGER_ADDR", config.ledger.addr),
+        ("GATEWAY_ADDR", config.gateway.server.addr),
+        ("AUTH_ADDR", config.auth.server.addr),
+        ("PAYMENTS_ADDR", config.payments.server.addr),
+        ("LEDGER_ADDR", config.ledger.server.addr),
     ]
     .into_iter()
     .filter(|(_, addr)| !addr.ip().is_loopback())
@@ -125,10 +125,10 @@ impl Stack {
     /// Binds all four listeners first, so that with port 0 every service
     /// learns the others' real addresses, then starts the services.
     pub async fn start(mut config: StackSettings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let gateway = platform::http::bind(config.gateway.addr).await?;
-        let auth = platform::http::bind(config.auth.addr).await?;
-        let payments = platform::http::bind(config.payments.addr).await?;
-        let ledger = platform::http::bind(config.ledger.addr).await?;
+        let gateway = platform::http::bind(config.gateway.server.addr).await?;
+        let auth = platform::http::bind(config.auth.server.addr).await?;
+        let payments = platform::http::bind(config.payments.server.addr).await?;
+        let ledger = platform::http::bind(config.ledger.server.addr).await?;
         let metrics = platform::http::bind(config.gateway.metrics_addr).await?;
         config.gateway.auth_url = format!("http://{}", auth.local_addr()?);
         config.gateway.payments_url = format!("http://{}", payments.local_addr()?);
