@@ -98,13 +98,9 @@ mod tests {
 
     use super::*;
 
-    fn with(vars: &[(&str, &str)]) -> Result<AuthSettings, ConfigError> {
-        AuthSettings::from_pairs(vars)
-    }
-
     #[test]
     fn defaults_match_the_design() {
-        let settings = with(&[]).expect("defaults are valid");
+        let settings = AuthSettings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8081");
         assert_eq!(
             settings.database.url.expose_secret(),
@@ -126,7 +122,7 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECONDS", "soon"),
             ("API_KEY_HASH_SECRET", "short"),
         ] {
-            let err = with(&[(name, value)]).expect_err("refused");
+            let err = AuthSettings::from_pairs(&[(name, value)]).expect_err("refused");
             assert!(err.to_string().contains(name), "{err}");
             assert!(
                 name != "API_KEY_HASH_SECRET" || !err.to_string().contains("short\""),
@@ -137,7 +133,7 @@ mod tests {
 
     #[test]
     fn own_secrets_are_not_reported_as_defaults() {
-        let settings = with(&[
+        let settings = AuthSettings::from_pairs(&[
             ("JWT_SECRET", "a-real-secret-of-some-length"),
             ("INTERNAL_TOKEN_SECRET", "another-real-secret-value"),
             ("API_KEY_HASH_SECRET", "a-third-real-secret-value"),

@@ -116,13 +116,9 @@ impl ServiceConfig for GatewaySettings {
 mod tests {
     use super::*;
 
-    fn with(vars: &[(&str, &str)]) -> Result<GatewaySettings, ConfigError> {
-        GatewaySettings::from_pairs(vars)
-    }
-
     #[test]
     fn defaults_and_overrides() {
-        let defaults = with(&[]).expect("defaults are valid");
+        let defaults = GatewaySettings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(defaults.server.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(defaults.rate_limit_per_minute, 100);
@@ -130,7 +126,7 @@ mod tests {
         assert_eq!(defaults.streams_per_key_max, 10);
         assert_eq!(defaults.auth_failures_per_minute, 20);
         assert!(defaults.trusted_proxies.is_empty());
-        let set = with(&[
+        let set = GatewaySettings::from_pairs(&[
             ("TRUSTED_PROXIES", "10.0.0.1, ::1"),
             ("STREAM_MAX_LIFETIME_SECS", "5"),
         ])
@@ -141,13 +137,13 @@ mod tests {
 
     #[test]
     fn only_the_secrets_the_gateway_uses_are_its_defaults() {
-        let defaults = with(&[]).expect("defaults are valid");
+        let defaults = GatewaySettings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(
             defaults.default_secrets(),
             vec!["JWT_SECRET", "INTERNAL_TOKEN_SECRET"]
         );
         // Auth's key-hashing secret is none of the gateway's business.
-        let own = with(&[
+        let own = GatewaySettings::from_pairs(&[
             ("JWT_SECRET", "a-real-secret-of-some-length"),
             ("INTERNAL_TOKEN_SECRET", "another-real-secret-value"),
         ])
@@ -157,11 +153,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let err = with(&[("TRUSTED_PROXIES", "10.0.0.1,proxy")]).expect_err("not an address");
+        let err = GatewaySettings::from_pairs(&[("TRUSTED_PROXIES", "10.0.0.1,proxy")])
+            .expect_err("not an address");
         assert!(err.to_string().starts_with("TRUSTED_PROXIES="), "{err}");
-        let err = with(&[("RATE_LIMIT_PER_MINUTE", "lots")]).expect_err("not a number");
+        let err =
+            GatewaySettings::from_pairs(&[("RATE_LIMIT_PER_MINUTE", "lots")]).expect_err("not a number");
         assert!(err.to_string().starts_with("RATE_LIMIT_PER_MINUTE="), "{err}");
-        let err = with(&[("SUBSCRIPTION_DEADLINE_MS", "500")]).expect_err("shorter than the heartbeat");
+        let err = GatewaySettings::from_pairs(&[("SUBSCRIPTION_DEADLINE_MS", "500")])
+            .expect_err("shorter than the heartbeat");
         assert!(err.to_string().starts_with("SUBSCRIPTION_DEADLINE_MS="), "{err}");
     }
 }

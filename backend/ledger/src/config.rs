@@ -40,13 +40,9 @@ mod tests {
 
     use super::*;
 
-    fn with(vars: &[(&str, &str)]) -> Result<LedgerSettings, ConfigError> {
-        LedgerSettings::from_pairs(vars)
-    }
-
     #[test]
     fn defaults_match_the_design() {
-        let settings = with(&[]).expect("defaults are valid");
+        let settings = LedgerSettings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8083");
         assert_eq!(
             settings.database.url.expose_secret(),
@@ -59,7 +55,7 @@ mod tests {
     fn the_secrets_of_other_services_are_not_its_concern() {
         // A ledger given only its own secret starts, whatever the session
         // and key-hashing secrets hold: it reads neither.
-        let settings = with(&[
+        let settings = LedgerSettings::from_pairs(&[
             ("INTERNAL_TOKEN_SECRET", "a-real-secret-of-some-length"),
             ("JWT_SECRET", "short"),
         ])
@@ -70,7 +66,7 @@ mod tests {
 
     #[test]
     fn the_database_url_is_not_printed() {
-        let settings = with(&[(
+        let settings = LedgerSettings::from_pairs(&[(
             "LEDGER_DATABASE_URL",
             "postgres://micro_ledger:hunter2hunter2@db:5432/micro_ledger",
         )])

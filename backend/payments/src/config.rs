@@ -51,13 +51,9 @@ mod tests {
 
     use super::*;
 
-    fn with(vars: &[(&str, &str)]) -> Result<PaymentsSettings, ConfigError> {
-        PaymentsSettings::from_pairs(vars)
-    }
-
     #[test]
     fn defaults_match_the_design() {
-        let settings = with(&[]).expect("defaults are valid");
+        let settings = PaymentsSettings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(settings.server.addr.to_string(), "127.0.0.1:8082");
         assert_eq!(settings.ledger_url, "http://127.0.0.1:8083");
         assert_eq!(
@@ -70,7 +66,7 @@ mod tests {
 
     #[test]
     fn only_its_own_secret_is_read() {
-        let settings = with(&[
+        let settings = PaymentsSettings::from_pairs(&[
             ("INTERNAL_TOKEN_SECRET", "a-real-secret-of-some-length"),
             ("JWT_SECRET", "short"),
             ("API_KEY_HASH_SECRET", "short"),
@@ -81,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let err = with(&[("FEE_BASIS_POINTS", "a few")]).expect_err("not a number");
+        let err = PaymentsSettings::from_pairs(&[("FEE_BASIS_POINTS", "a few")]).expect_err("not a number");
         assert!(err.to_string().starts_with("FEE_BASIS_POINTS="), "{err}");
     }
 }
