@@ -93,7 +93,7 @@ async fn failed(state: &AppState, address: &str, error: GatewayError) -> Gateway
     metrics::counter!("gateway_auth_failures_total").increment(1);
     let verdict = state
         .limiter
-        .check(&failures_subject(address), state.limits.auth_failures)
+        .check_exact(&failures_subject(address), state.limits.auth_failures)
         .await;
     match verdict.filter(|v| !v.allowed) {
         Some(verdict) => GatewayError::TooManyAuthFailures(verdict),

@@ -3,10 +3,9 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::internal_token::Caller;
-use reqwest::Url;
 
 use crate::canonical::{CanonicalPath, PathError, route_prefix};
 use crate::key_cache::Principal;
@@ -14,6 +13,7 @@ use crate::token_cache::user_caller;
 use crate::{AppState, GatewayError};
 
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+const INTERNAL_TOKEN: HeaderName = HeaderName::from_static(platform::internal_token::HEADER);
 
 /// Request headers a service may need; everything else, credentials above
 /// all, stays at the gateway.
@@ -81,47 +81,46 @@ pub fn upstream_error(upstream: &'static str, error: &reqwest::Error) -> Gateway
 
 async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<Response, GatewayError> {
     let base = match upstream {
-        Upstream::Auth => &state.upstreams.auth,
-        Upstream::Payments => &state.upstreams.payments,
-        Upstream::Ledger => &state.upstreams.ledger,
+        Upstream::Auth => &state.upstreams.auth_url,
+        Upstream::Payments => &state.upstreams.payments_url,
+        Upstream::Ledger => &state.upstreams.ledger_url,
     };
-    let caller = req
-        .extensions()
-        .get::<Principal>()
-        .map_or(Caller::Anonymous, user_caller);
+    let token = match req.extensions().get::<Principal>() {
+        Some(principal) => state.token_cache.token_for(&user_caller(principal)),
+        None => state.token_cache.token_for(&Caller::Anonymous),
+    };
     // Checked again here, whatever ran before: this is where a path becomes a URL.
     let canonical = CanonicalPath::parse(req.uri().path(), req.uri().query())?;
     let prefix = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|matched| route_prefix(matched.as_str()).to_owned())
+        .map(|matched| route_prefix(matched.as_str()))
         .ok_or(PathError::OutsidePrefix)?;
-    let base = Url::parse(base).map_err(|e| {
-        tracing::error!(upstream = upstream.name(), error = %e, "the upstream's URL is not valid");
-        GatewayError::BadGateway(upstream.name())
-    })?;
-    let url = canonical.upstream_url(&base, &prefix)?;
+    let url = canonical.upstream_url(base, prefix)?;
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
         .await
         .map_err(|_| GatewayError::BodyTooLarge)?;
 
-    let mut request = state.http.request(parts.method.clone(), url).header(
-        platform::internal_token::HEADER,
-        state.token_cache.token_for(&caller),
-    );
+    let mut headers = HeaderMap::with_capacity(FORWARDED_REQUEST_HEADERS.len() + 2);
+    headers.insert(INTERNAL_TOKEN, token);
     for name in &FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(name) {
-            request = request.header(name, value);
+            headers.insert(name, value.clone());
         }
     }
     // Auth counts failed logins per client address. It is the peer address
     // of this connection, never a client's header (none is forwarded unless
     // listed above).
-    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
-        request = request.header(platform::http::CLIENT_ADDRESS, peer.ip().to_string());
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
+        && let Ok(address) = HeaderValue::try_from(peer.ip().to_string())
+    {
+        headers.insert(platform::http::CLIENT_ADDRESS, address);
     }
-    let response = request
+    let response = state
+        .http
+        .request(parts.method, url)
+        .headers(headers)
         .body(body)
         .send()
         .await
@@ -129,19 +128,22 @@ async fn forward(state: &AppState, upstream: Upstream, req: Request) -> Result<R
 
     let status = StatusCode::from_u16(response.status().as_u16())
         .map_err(|_| GatewayError::BadGateway(upstream.name()))?;
-    let mut builder = Response::builder().status(status);
+    let mut forwarded = HeaderMap::with_capacity(FORWARDED_RESPONSE_HEADERS.len());
     for name in &FORWARDED_RESPONSE_HEADERS {
         if let Some(value) = response.headers().get(name) {
-            builder = builder.header(name, value);
+            forwarded.insert(name, value.clone());
         }
     }
+    // Whole before it is relayed: an upstream that dies halfway through its
+    // answer is a 503 the client retries, not a truncated success.
     let bytes = response
         .bytes()
         .await
         .map_err(|e| upstream_error(upstream.name(), &e))?;
-    builder
-        .body(Body::from(bytes))
-        .map_err(|_| GatewayError::BadGateway(upstream.name()))
+    let mut relayed = Response::new(Body::from(bytes));
+    *relayed.status_mut() = status;
+    *relayed.headers_mut() = forwarded;
+    Ok(relayed)
 }
 
 #[cfg(test)]

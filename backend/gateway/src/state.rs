@@ -68,7 +68,28 @@ pub(crate) struct Limits {
 pub(crate) struct Upstreams {
     pub auth: String,
     pub payments: String,
-    pub ledger: String,
+    /// The services' base URLs, parsed once rather than on every forwarded
+    /// request.
+    pub auth_url: reqwest::Url,
+    pub payments_url: reqwest::Url,
+    pub ledger_url: reqwest::Url,
+}
+
+impl Upstreams {
+    fn new(auth: &str, payments: &str, ledger: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let base = |url: &str| url.trim_end_matches('/').to_owned();
+        let parse = |name: &str, url: &str| {
+            reqwest::Url::parse(url).with_context(|| format!("{name}'s URL is not valid: {url}"))
+        };
+        Ok(Self {
+            auth_url: parse("auth", &base(auth))?,
+            payments_url: parse("payments", &base(payments))?,
+            ledger_url: parse("ledger", &base(ledger))?,
+            auth: base(auth),
+            payments: base(payments),
+        })
+    }
 }
 
 impl AppState {
@@ -87,11 +108,11 @@ impl AppState {
         let keys = config.redis.keys();
         Ok(Self(Arc::new(Inner {
             http,
-            upstreams: Arc::new(Upstreams {
-                auth: config.auth_url.trim_end_matches('/').to_owned(),
-                payments: config.payments_url.trim_end_matches('/').to_owned(),
-                ledger: config.ledger_url.trim_end_matches('/').to_owned(),
-            }),
+            upstreams: Arc::new(Upstreams::new(
+                &config.auth_url,
+                &config.payments_url,
+                &config.ledger_url,
+            )?),
             token_cache: Arc::new(TokenCache::new(InternalTokens::new(
                 &config.internal_token_secret,
             ))),

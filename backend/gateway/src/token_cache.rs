@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use platform::internal_token::{Caller, InternalTokens};
 
 use crate::key_cache::Principal;
@@ -25,7 +26,9 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub struct TokenCache {
     tokens: InternalTokens,
-    minted: Mutex<HashMap<Caller, (String, Instant)>>,
+    /// Kept as header values, which clone without copying, since a header
+    /// is all a token is ever used as.
+    minted: Mutex<HashMap<Caller, (HeaderValue, Instant)>>,
 }
 
 impl TokenCache {
@@ -36,7 +39,7 @@ impl TokenCache {
         }
     }
 
-    pub fn token_for(&self, caller: &Caller) -> String {
+    pub fn token_for(&self, caller: &Caller) -> HeaderValue {
         let mut minted = self
             .minted
             .lock()
@@ -49,7 +52,15 @@ impl TokenCache {
         if minted.len() >= MAX_ENTRIES {
             minted.retain(|_, (_, at)| at.elapsed() < REUSE_FOR);
         }
-        let token = self.tokens.mint(caller);
+        let token = match HeaderValue::try_from(self.tokens.mint(caller)) {
+            Ok(token) => token,
+            // A token is base64url and dots; should one ever not be a valid
+            // header, the service refuses the empty one sent instead.
+            Err(e) => {
+                tracing::error!(error = %e, "a minted internal token is not a valid header value");
+                return HeaderValue::from_static("");
+            }
+        };
         minted.insert(caller.clone(), (token.clone(), Instant::now()));
         token
     }
@@ -72,7 +83,9 @@ mod tests {
         let gateway = Caller::Service(Service::Gateway);
         assert_eq!(cache.token_for(&ada), cache.token_for(&ada));
         for caller in [&ada, &adas_key, &bob, &gateway] {
-            assert_eq!(&tokens.verify(&cache.token_for(caller)).expect("valid"), caller);
+            let token = cache.token_for(caller);
+            let token = token.to_str().expect("a token is text");
+            assert_eq!(&tokens.verify(token).expect("valid"), caller);
         }
     }
 }
