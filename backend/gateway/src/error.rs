@@ -4,7 +4,7 @@ use contract::ErrorKind;
 use contract::error::codes;
 use platform::error::ApiError;
 
-use crate::rate_limit::Verdict;
+use crate::store::rate_limit::Verdict;
 
 /// What the gateway itself answers; upstream answers pass through untouched.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum GatewayError {
     #[error("the request body is too large")]
     BodyTooLarge,
     #[error("{0}: send each path in its one canonical spelling")]
-    InvalidPath(#[from] crate::canonical::PathError),
+    InvalidPath(#[from] crate::domain::canonical::PathError),
     #[error("{0}")]
     InvalidStreamRequest(String),
     #[error("this route speaks WebSocket: send a WebSocket upgrade request")]

@@ -3,17 +3,12 @@
 //! with an internal token, and streams events over WebSocket.
 
 mod authn;
-mod canonical;
 mod config;
+mod domain;
 mod error;
-mod key_cache;
-pub mod openapi;
-mod proxy;
-mod rate_limit;
 mod routes;
 mod state;
-mod stream;
-mod token_cache;
+mod store;
 
 use std::time::Duration;
 
@@ -25,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::GatewaySettings;
 pub use error::GatewayError;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use state::AppState;
 
 /// Connects to Redis, starts the one event subscription of this process, and
@@ -40,11 +35,12 @@ pub async fn build(
         .await
         .context("the gateway cannot reach Redis")?;
     let state = AppState::new(config, redis.clone(), shutdown.clone())?;
-    let watch = stream::listener::Watch {
+    let watch = routes::stream::listener::Watch {
         heartbeat: config.subscription_heartbeat,
         deadline: config.subscription_deadline,
     };
-    let listening = stream::listener::spawn(state.clone(), config.redis.url.clone(), watch, shutdown.clone());
+    let listening =
+        routes::stream::listener::spawn(state.clone(), config.redis.url.clone(), watch, shutdown.clone());
     // Streams opened before the subscription exists could miss events.
     tokio::time::timeout(Duration::from_secs(5), listening)
         .await
@@ -57,6 +53,6 @@ pub async fn build(
     // Outermost, so that no route, fallback or authentication sees a
     // non-canonical path.
     let app = platform::http::layered(app, "gateway")
-        .layer(axum::middleware::from_fn(canonical::refuse_non_canonical));
+        .layer(axum::middleware::from_fn(domain::canonical::refuse_non_canonical));
     Ok(platform::http::spawn(listener, app, shutdown)?)
 }

@@ -8,11 +8,11 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
-use crate::key_cache::{InFlight, InvalidKeys, KeyCache, Principal};
-use crate::rate_limit::RateLimiter;
-use crate::stream::hub::Hub;
-use crate::stream::slots::StreamSlots;
-use crate::token_cache::TokenCache;
+use crate::authn::key_cache::{InFlight, InvalidKeys, KeyCache, Principal};
+use crate::authn::token_cache::TokenCache;
+use crate::routes::stream::hub::Hub;
+use crate::routes::stream::slots::StreamSlots;
+use crate::store::rate_limit::RateLimiter;
 
 /// How long a verified API key is trusted without asking auth again. A
 /// revocation broadcast evicts it sooner; this bounds staleness when Redis

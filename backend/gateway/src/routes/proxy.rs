@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::internal_token::Caller;
 
-use crate::canonical::{CanonicalPath, PathError, route_prefix};
-use crate::key_cache::Principal;
-use crate::token_cache::user_caller;
+use crate::authn::key_cache::Principal;
+use crate::authn::token_cache::user_caller;
+use crate::domain::canonical::{CanonicalPath, PathError, route_prefix};
 use crate::{AppState, GatewayError};
 
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;

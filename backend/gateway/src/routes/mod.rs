@@ -1,11 +1,17 @@
-//! Which path goes where, and which check guards it.
+//! Which path goes where, and which check guards it: the proxied services,
+//! the event stream and the API document.
+
+pub mod openapi;
+pub(crate) mod proxy;
+pub(crate) mod stream;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 
-use crate::proxy::{to_auth, to_ledger, to_payments};
-use crate::{AppState, authn, stream};
+use proxy::{to_auth, to_ledger, to_payments};
+
+use crate::{AppState, authn};
 
 pub fn router(state: AppState) -> Router {
     let with_api_key = Router::new()
@@ -37,6 +43,6 @@ pub fn router(state: AppState) -> Router {
         .merge(with_session)
         .merge(with_either)
         .merge(by_address)
-        .route("/openapi.json", get(crate::openapi::document))
+        .route("/openapi.json", get(openapi::document))
         .with_state(state)
 }

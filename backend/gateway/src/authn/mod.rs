@@ -6,6 +6,9 @@
 //! being verified, so a flood of guesses costs auth nothing. Keys auth
 //! refused are also remembered for a few seconds.
 
+pub(crate) mod key_cache;
+pub(crate) mod token_cache;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -18,8 +21,8 @@ use contract::internal::{VerifiedApiKey, VerifyApiKeyRequest, paths};
 use platform::internal_token::{Caller, Service};
 use platform::session::SessionTokenError;
 
-use crate::key_cache::{KeyDigest, Principal, digest};
-use crate::rate_limit::Verdict;
+use crate::authn::key_cache::{KeyDigest, Principal, digest};
+use crate::store::rate_limit::Verdict;
 use crate::{AppState, GatewayError};
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -210,7 +213,7 @@ async fn verify_key(state: &AppState, key: &str, digest: KeyDigest) -> Result<Pr
         .json(&VerifyApiKeyRequest { key: key.to_owned() })
         .send()
         .await
-        .map_err(|e| crate::proxy::upstream_error("auth", &e))?;
+        .map_err(|e| crate::routes::proxy::upstream_error("auth", &e))?;
     match response.status() {
         status if status.is_success() => {
             let verified: VerifiedApiKey = response

@@ -21,7 +21,7 @@ use platform::error::Query;
 use platform::internal_token::Caller;
 use serde::Deserialize;
 
-use crate::key_cache::Principal;
+use crate::authn::key_cache::Principal;
 use crate::{AppState, GatewayError};
 use hub::{Ended, Subscription};
 use slots::StreamSlot;
@@ -133,7 +133,7 @@ pub async fn handler(
 }
 
 fn caller(principal: &Principal) -> Caller {
-    crate::token_cache::user_caller(principal)
+    crate::authn::token_cache::user_caller(principal)
 }
 
 async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Result<i64, GatewayError> {
@@ -149,7 +149,7 @@ async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Re
         )
         .send()
         .await
-        .map_err(|e| crate::proxy::upstream_error("payments", &e))?;
+        .map_err(|e| crate::routes::proxy::upstream_error("payments", &e))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Err(GatewayError::UnknownEvent);
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use platform::internal_token::{Caller, InternalTokens};
 
-use crate::key_cache::Principal;
+use crate::authn::key_cache::Principal;
 
 /// The caller a service sees for a user the gateway authenticated: with an
 /// API key when the principal came from one, else with a session.

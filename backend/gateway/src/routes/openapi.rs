@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 /// The gateway's own routes and the two ways to authenticate.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::stream::handler), modifiers(&SecuritySchemes))]
+#[openapi(paths(crate::routes::stream::handler), modifiers(&SecuritySchemes))]
 struct GatewayDoc;
 
 struct SecuritySchemes;
@@ -45,7 +45,7 @@ impl Modify for SecuritySchemes {
 }
 
 /// The merged document as committed; [`merge`] is what produces it.
-pub const DOCUMENT: &str = include_str!("../openapi.json");
+pub const DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// The whole public API: the services' documents (auth, payments, ledger, in
 /// that order) with the gateway's own routes, security schemes and answers.
