@@ -9,6 +9,7 @@ mod config;
 mod directory;
 pub mod domain;
 mod error;
+mod group_commit;
 mod posting;
 mod routes;
 #[cfg(feature = "soak")]
