@@ -9,7 +9,6 @@ mod config;
 mod directory;
 pub mod domain;
 mod error;
-mod group_commit;
 mod posting;
 mod routes;
 #[cfg(feature = "soak")]

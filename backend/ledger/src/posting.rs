@@ -1,15 +1,20 @@
 //! Posting a validated journal, exactly once per (poster, reference), and
 //! reading transactions back.
 //!
-//! Postings go to the database in batches: one call of `ledger_post_batch`
-//! (see the migrations) is one statement, so one round trip and one implicit
-//! database transaction, in which every touched account is locked in id
-//! order and then each posting is one call of `ledger_post` in a
-//! subtransaction of its own: its balances move and its entries are written,
-//! or the database refuses it alone. Postings to different accounts never
-//! wait for each other; postings to the same hot account queue on its row
-//! lock only for the length of one batch and its commit, which many postings
-//! share. A conflict PostgreSQL resolves by aborting (serialization failure,
+//! A posting is one call of the database function `ledger_post` (see the
+//! migrations): one statement, so one round trip and one implicit database
+//! transaction in which the touched accounts are locked in id order, the
+//! balances move and the entries are written. Postings to different accounts
+//! never wait for each other; postings to the same hot account queue on its
+//! row lock only for the length of that statement and its commit.
+//!
+//! Many postings at once (payments' batches) are one call of
+//! `ledger_post_batch`: one statement and one commit, in which every touched
+//! account is locked in id order and then each posting is one call of
+//! `ledger_post` in a subtransaction of its own, so that the database can
+//! refuse one alone. A hot account's lock is then taken once for the batch.
+//!
+//! A conflict PostgreSQL resolves by aborting (serialization failure,
 //! deadlock) is retried here with the same ids, so the caller never sees it.
 
 use std::time::Duration;
@@ -18,6 +23,7 @@ use chrono::{DateTime, Utc};
 use contract::ledger::{Direction, ENTRY_ID_PREFIX, Entry, Metadata, Transaction};
 use rand::Rng;
 use sqlx::PgPool;
+use sqlx::postgres::PgDatabaseError;
 use sqlx::types::Json;
 
 use crate::LedgerError;
@@ -105,14 +111,84 @@ struct Refused {
     message: String,
 }
 
-/// Posts one transaction in a statement of its own, outside group commit.
+#[derive(sqlx::FromRow)]
+struct PostRow {
+    txn_id: String,
+    was_created: bool,
+    txn_posted_at: DateTime<Utc>,
+}
+
+/// Posts one transaction: one call of `ledger_post`, one statement and one
+/// commit, with none of a batch's per-posting subtransaction.
 #[tracing::instrument(skip_all, fields(poster = %new.poster, reference = %new.reference.as_str()))]
-pub async fn post_alone(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerError> {
-    post_batch(db, vec![new])
-        .await
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Err(sqlx::Error::Protocol("a batch of one answered nothing".into()).into()))
+pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerError> {
+    let prepared = Prepared::new(new);
+    let legs = prepared.new.journal.legs();
+    let account_ids: Vec<&str> = legs.iter().map(|l| l.account_id.as_str()).collect();
+    let directions: Vec<&str> = legs.iter().map(|l| l.direction.as_str()).collect();
+    let amounts: Vec<i64> = legs.iter().map(|l| l.amount.get()).collect();
+    let currencies: Vec<&str> = legs.iter().map(|l| l.currency.code()).collect();
+    let new = &prepared.new;
+    let mut attempt = 1;
+    let result = loop {
+        let result = sqlx::query_as::<_, PostRow>(
+            "SELECT txn_id, was_created, txn_posted_at
+             FROM ledger_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&prepared.id)
+        .bind(&new.poster)
+        .bind(new.reference.as_str())
+        .bind(Json(&new.request))
+        .bind(new.description.as_deref())
+        .bind(Json(&new.metadata))
+        .bind(new.reverses.as_deref())
+        .bind(&prepared.entry_ids)
+        .bind(&account_ids)
+        .bind(&directions)
+        .bind(&amounts)
+        .bind(&currencies)
+        .fetch_one(db)
+        .await;
+        match result {
+            Err(e) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
+                tracing::info!(attempt, error = %e, "posting conflicted; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    let row = match result {
+        Ok(row) => BatchRow {
+            txn_id: Some(row.txn_id),
+            was_created: Some(row.was_created),
+            txn_posted_at: Some(row.txn_posted_at),
+            error_code: None,
+            error_constraint: None,
+            error_detail: None,
+            error_message: None,
+        },
+        Err(e) if is_retryable(&e) => return Err(LedgerError::Contention(e)),
+        Err(e) => match e
+            .as_database_error()
+            .and_then(|d| d.code().map(|code| (code.into_owned(), d)))
+        {
+            Some((code, database_error)) => BatchRow {
+                txn_id: None,
+                was_created: None,
+                txn_posted_at: None,
+                error_code: Some(code),
+                error_constraint: database_error.constraint().map(str::to_owned),
+                error_detail: database_error
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .and_then(PgDatabaseError::detail)
+                    .map(str::to_owned),
+                error_message: Some(database_error.message().to_owned()),
+            },
+            None => return Err(LedgerError::Database(e)),
+        },
+    };
+    finish(db, prepared, row).await
 }
 
 /// Posts many transactions, `MAX_BATCH` to a statement, each statement one

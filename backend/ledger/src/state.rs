@@ -6,7 +6,6 @@ use sqlx::PgPool;
 
 use crate::chart::Chart;
 use crate::directory::Directory;
-use crate::group_commit::GroupCommit;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,18 +13,15 @@ pub struct AppState {
     pub(crate) internal_tokens: InternalTokens,
     pub(crate) chart: Arc<Chart>,
     pub(crate) directory: Arc<Directory>,
-    /// Where the routes post: concurrent postings share batches and commits.
-    pub(crate) postings: GroupCommit,
 }
 
 impl AppState {
     pub fn new(config: &crate::LedgerSettings, db: PgPool) -> Self {
         Self {
-            db: db.clone(),
+            db,
             internal_tokens: InternalTokens::new(&config.internal_token_secret),
             chart: Arc::new(Chart::default()),
             directory: Arc::new(Directory::default()),
-            postings: GroupCommit::new(db.clone()),
         }
     }
 }

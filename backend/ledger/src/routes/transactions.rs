@@ -77,7 +77,7 @@ pub async fn post(
         reverses: None,
         journal,
     };
-    Ok(answer(state.postings.post(new).await?))
+    Ok(answer(posting::post(&state.db, new).await?))
 }
 
 #[utoipa::path(get, path = "/v1/ledger/transactions/{id}", operation_id = "retrieve_ledger_transaction", tag = "ledger", security(("api_key" = [])),
@@ -170,7 +170,5 @@ async fn reverse_transaction(
         reverses: Some(id.to_owned()),
         journal,
     };
-    // Reversals are rare, and each reads its original first: they go alone,
-    // without waiting for a batch.
-    Ok(answer(posting::post_alone(&state.db, new).await?))
+    Ok(answer(posting::post(&state.db, new).await?))
 }
