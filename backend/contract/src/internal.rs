@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::REDACTED;
+use crate::error::ErrorDetail;
 use crate::events::Event;
 
 /// The `/internal` routes, named once for the service that answers and the
@@ -16,6 +17,8 @@ pub mod paths {
     pub const EVENTS_SINCE: &str = "/internal/events/since";
     /// The ledger answers payments: post a payment or a refund once.
     pub const PAYMENT_POSTINGS: &str = "/internal/payment-postings";
+    /// The ledger answers payments: many postings, each once, in few commits.
+    pub const PAYMENT_POSTING_BATCHES: &str = "/internal/payment-postings/batch";
     /// The ledger answers operators: sums per currency.
     pub const TRIAL_BALANCE: &str = "/internal/trial-balance";
     /// The ledger's route; [`transaction_by_reference`] fills it in.
@@ -90,6 +93,38 @@ pub struct PaymentPosting {
     pub net: Option<i64>,
 }
 
+/// The most postings one [`PaymentPostingBatch`] may carry.
+pub const MAX_PAYMENT_POSTINGS_PER_BATCH: usize = 500;
+
+/// Payments -> ledger: post each of these once, as the single route would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentPostingBatch {
+    pub postings: Vec<PaymentPosting>,
+}
+
+/// The ledger's answer to a [`PaymentPostingBatch`]: one outcome per
+/// posting, in the batch's order. A refused posting does not keep the others
+/// of its batch from being posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentPostingBatchOutcome {
+    pub outcomes: Vec<PaymentPostingOutcome>,
+}
+
+/// What the single route would have answered for one posting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentPostingOutcome {
+    pub reference: String,
+    /// 201 posted now, 200 posted before under this reference, 4xx refused,
+    /// 5xx not posted this time (retry it).
+    pub status: u16,
+    /// The transaction, on a 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// Why not, otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
 /// Sums over every entry of one currency; debits always equal credits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrialBalanceLine {
@@ -118,6 +153,7 @@ mod tests {
             paths::VERIFY_API_KEY,
             paths::EVENTS_SINCE,
             paths::PAYMENT_POSTINGS,
+            paths::PAYMENT_POSTING_BATCHES,
             paths::TRIAL_BALANCE,
             paths::TRANSACTION_BY_REFERENCE,
         ] {

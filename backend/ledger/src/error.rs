@@ -40,7 +40,7 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    fn to_api_error(&self) -> ApiError {
+    pub(crate) fn to_api_error(&self) -> ApiError {
         let message = self.to_string();
         match self {
             Self::Input(e) => ApiError::invalid_param(e.code(), e.param(), message),

@@ -2,13 +2,20 @@
 //! reading transactions back.
 //!
 //! A posting is one call of the database function `ledger_post` (see the
-//! migration): one statement, so one round trip and one implicit database
+//! migrations): one statement, so one round trip and one implicit database
 //! transaction in which the touched accounts are locked in id order, the
 //! balances move and the entries are written. Postings to different accounts
 //! never wait for each other; postings to the same hot account queue on its
-//! row lock only for the length of that statement and its commit. A conflict
-//! PostgreSQL resolves by aborting (serialization failure, deadlock) is
-//! retried here with the same ids, so the caller never sees it.
+//! row lock only for the length of that statement and its commit.
+//!
+//! Many postings at once (payments' batches) are one call of
+//! `ledger_post_batch`: one statement and one commit, in which every touched
+//! account is locked in id order and then each posting is one call of
+//! `ledger_post` in a subtransaction of its own, so that the database can
+//! refuse one alone. A hot account's lock is then taken once for the batch.
+//!
+//! A conflict PostgreSQL resolves by aborting (serialization failure,
+//! deadlock) is retried here with the same ids, so the caller never sees it.
 
 use std::time::Duration;
 
@@ -55,6 +62,55 @@ pub struct Stored {
     pub request: serde_json::Value,
 }
 
+/// The most postings one statement carries. Each posting of a batch runs in a
+/// subtransaction, and PostgreSQL keeps the ids of only 64 subtransactions per
+/// session where other sessions' snapshots look; past that, every snapshot on
+/// the server gets slower.
+pub const MAX_BATCH: usize = 50;
+
+/// A posting with its ids drawn once, so that a retried batch reuses them.
+struct Prepared {
+    id: String,
+    entry_ids: Vec<String>,
+    new: NewTransaction,
+}
+
+impl Prepared {
+    fn new(new: NewTransaction) -> Self {
+        Self {
+            id: platform::ids::new_id(contract::ids::TRANSACTION),
+            entry_ids: new
+                .journal
+                .legs()
+                .iter()
+                .map(|_| platform::ids::new_id(ENTRY_ID_PREFIX))
+                .collect(),
+            new,
+        }
+    }
+}
+
+/// One posting's row in the answer of `ledger_post_batch`: its transaction,
+/// or why the database refused it.
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    txn_id: Option<String>,
+    was_created: Option<bool>,
+    txn_posted_at: Option<DateTime<Utc>>,
+    error_code: Option<String>,
+    error_constraint: Option<String>,
+    error_detail: Option<String>,
+    error_message: Option<String>,
+}
+
+/// The database's refusal of one posting of a batch, as PostgreSQL reported it.
+struct Refused {
+    code: String,
+    constraint: Option<String>,
+    detail: Option<String>,
+    message: String,
+}
+
 #[derive(sqlx::FromRow)]
 struct PostRow {
     txn_id: String,
@@ -62,32 +118,31 @@ struct PostRow {
     txn_posted_at: DateTime<Utc>,
 }
 
+/// Posts one transaction: one call of `ledger_post`, one statement and one
+/// commit, with none of a batch's per-posting subtransaction.
 #[tracing::instrument(skip_all, fields(poster = %new.poster, reference = %new.reference.as_str()))]
 pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerError> {
-    let id = platform::ids::new_id(contract::ids::TRANSACTION);
-    let legs = new.journal.legs();
-    let entry_ids: Vec<String> = legs
-        .iter()
-        .map(|_| platform::ids::new_id(ENTRY_ID_PREFIX))
-        .collect();
+    let prepared = Prepared::new(new);
+    let legs = prepared.new.journal.legs();
     let account_ids: Vec<&str> = legs.iter().map(|l| l.account_id.as_str()).collect();
     let directions: Vec<&str> = legs.iter().map(|l| l.direction.as_str()).collect();
     let amounts: Vec<i64> = legs.iter().map(|l| l.amount.get()).collect();
     let currencies: Vec<&str> = legs.iter().map(|l| l.currency.code()).collect();
+    let new = &prepared.new;
     let mut attempt = 1;
-    let row = loop {
+    let result = loop {
         let result = sqlx::query_as::<_, PostRow>(
             "SELECT txn_id, was_created, txn_posted_at
              FROM ledger_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
-        .bind(&id)
+        .bind(&prepared.id)
         .bind(&new.poster)
         .bind(new.reference.as_str())
         .bind(Json(&new.request))
         .bind(new.description.as_deref())
         .bind(Json(&new.metadata))
         .bind(new.reverses.as_deref())
-        .bind(&entry_ids)
+        .bind(&prepared.entry_ids)
         .bind(&account_ids)
         .bind(&directions)
         .bind(&amounts)
@@ -95,28 +150,186 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
         .fetch_one(db)
         .await;
         match result {
-            Ok(row) => break row,
             Err(e) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
                 tracing::info!(attempt, error = %e, "posting conflicted; retrying");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
-            Err(e) if is_retryable(&e) => return Err(LedgerError::Contention(e)),
-            // Twin requests under one reference can pass the reference check at
-            // the same instant; the loser then meets the winner's reversal on
-            // the one-reversal index. Its reference is recorded by now: it is a
-            // replay, not a second reversal.
-            Err(e) if is_violation_of(&e, "transactions_reverses_key") => {
-                return match load_by_reference(db, &new.poster, new.reference.as_str()).await? {
-                    Some(stored) => replay(stored, &new),
-                    None => Err(refusal(db, e, &new).await),
-                };
-            }
-            Err(e) => return Err(refusal(db, e, &new).await),
+            other => break other,
         }
     };
-    if row.was_created {
-        let entries = legs
+    let row = match result {
+        Ok(row) => BatchRow {
+            txn_id: Some(row.txn_id),
+            was_created: Some(row.was_created),
+            txn_posted_at: Some(row.txn_posted_at),
+            error_code: None,
+            error_constraint: None,
+            error_detail: None,
+            error_message: None,
+        },
+        Err(e) if is_retryable(&e) => return Err(LedgerError::Contention(e)),
+        Err(e) => match e
+            .as_database_error()
+            .and_then(|d| d.code().map(|code| (code.into_owned(), d)))
+        {
+            Some((code, database_error)) => BatchRow {
+                txn_id: None,
+                was_created: None,
+                txn_posted_at: None,
+                error_code: Some(code),
+                error_constraint: database_error.constraint().map(str::to_owned),
+                error_detail: database_error
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .and_then(PgDatabaseError::detail)
+                    .map(str::to_owned),
+                error_message: Some(database_error.message().to_owned()),
+            },
+            None => return Err(LedgerError::Database(e)),
+        },
+    };
+    finish(db, prepared, row).await
+}
+
+/// Posts many transactions, `MAX_BATCH` to a statement, each statement one
+/// database transaction and one commit. Each posting gets its own answer, in
+/// order: a posting the ledger refuses (an overdraft, say) leaves the others
+/// of its batch posted.
+#[tracing::instrument(skip_all, fields(postings = batch.len()))]
+pub async fn post_batch(db: &PgPool, batch: Vec<NewTransaction>) -> Vec<Result<Posted, LedgerError>> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut rest: Vec<Prepared> = batch.into_iter().map(Prepared::new).collect();
+    while !rest.is_empty() {
+        let chunk: Vec<Prepared> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
+        results.extend(post_chunk(db, chunk).await);
+    }
+    results
+}
+
+async fn post_chunk(db: &PgPool, chunk: Vec<Prepared>) -> Vec<Result<Posted, LedgerError>> {
+    let rows = match execute(db, &chunk).await {
+        Ok(rows) if rows.len() == chunk.len() => rows,
+        Ok(rows) => {
+            let error = sqlx::Error::Protocol(format!(
+                "a batch of {} postings answered {} rows",
+                chunk.len(),
+                rows.len()
+            ));
+            return chunk.iter().map(|_| Err(batch_failure(&error))).collect();
+        }
+        Err(error) => return chunk.iter().map(|_| Err(batch_failure(&error))).collect(),
+    };
+    let mut results = Vec::with_capacity(chunk.len());
+    for (prepared, row) in chunk.into_iter().zip(rows) {
+        results.push(finish(db, prepared, row).await);
+    }
+    results
+}
+
+/// One call of `ledger_post_batch`, retried whole (with the same ids) when
+/// PostgreSQL resolves a conflict by aborting it.
+async fn execute(db: &PgPool, chunk: &[Prepared]) -> Result<Vec<BatchRow>, sqlx::Error> {
+    let ids: Vec<&str> = chunk.iter().map(|p| p.id.as_str()).collect();
+    let posters: Vec<&str> = chunk.iter().map(|p| p.new.poster.as_str()).collect();
+    let references: Vec<&str> = chunk.iter().map(|p| p.new.reference.as_str()).collect();
+    let requests: Vec<Json<&serde_json::Value>> = chunk.iter().map(|p| Json(&p.new.request)).collect();
+    let descriptions: Vec<Option<&str>> = chunk.iter().map(|p| p.new.description.as_deref()).collect();
+    let metadata: Vec<Json<&Metadata>> = chunk.iter().map(|p| Json(&p.new.metadata)).collect();
+    let reverses: Vec<Option<&str>> = chunk.iter().map(|p| p.new.reverses.as_deref()).collect();
+    let leg_counts: Vec<i32> = chunk
+        .iter()
+        .map(|p| i32::try_from(p.new.journal.legs().len()).unwrap_or(i32::MAX))
+        .collect();
+    let legs = || chunk.iter().flat_map(|p| p.new.journal.legs());
+    let entry_ids: Vec<&str> = chunk
+        .iter()
+        .flat_map(|p| p.entry_ids.iter().map(String::as_str))
+        .collect();
+    let account_ids: Vec<&str> = legs().map(|l| l.account_id.as_str()).collect();
+    let directions: Vec<&str> = legs().map(|l| l.direction.as_str()).collect();
+    let amounts: Vec<i64> = legs().map(|l| l.amount.get()).collect();
+    let currencies: Vec<&str> = legs().map(|l| l.currency.code()).collect();
+    let mut attempt = 1;
+    loop {
+        let result = sqlx::query_as::<_, BatchRow>(
+            "SELECT txn_id, was_created, txn_posted_at, error_code, error_constraint, error_detail, error_message
+             FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ORDER BY ordinal",
+        )
+        .bind(&ids)
+        .bind(&posters)
+        .bind(&references)
+        .bind(&requests)
+        .bind(&descriptions)
+        .bind(&metadata)
+        .bind(&reverses)
+        .bind(&leg_counts)
+        .bind(&entry_ids)
+        .bind(&account_ids)
+        .bind(&directions)
+        .bind(&amounts)
+        .bind(&currencies)
+        .fetch_all(db)
+        .await;
+        match result {
+            Err(e) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
+                tracing::info!(attempt, error = %e, "a batch of postings conflicted; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What each posting of a batch that failed whole is answered: the batch's
+/// error, for every one of them.
+fn batch_failure(error: &sqlx::Error) -> LedgerError {
+    let copy = match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(e) => sqlx::Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    };
+    if is_retryable(error) {
+        LedgerError::Contention(copy)
+    } else {
+        LedgerError::Database(copy)
+    }
+}
+
+/// The answer for one posting of a batch that committed.
+async fn finish(db: &PgPool, prepared: Prepared, row: BatchRow) -> Result<Posted, LedgerError> {
+    let Prepared { entry_ids, new, .. } = prepared;
+    if let Some(code) = row.error_code {
+        let refused = Refused {
+            code,
+            constraint: row.error_constraint,
+            detail: row.error_detail,
+            message: row.error_message.unwrap_or_default(),
+        };
+        // Twin requests under one reference can pass the reference check at
+        // the same instant; the loser then meets the winner's reversal on the
+        // one-reversal index. Its reference is recorded by now: it is a
+        // replay, not a second reversal.
+        if refused.code == "23505"
+            && refused.constraint.as_deref() == Some("transactions_reverses_key")
+            && let Some(stored) = load_by_reference(db, &new.poster, new.reference.as_str()).await?
+        {
+            return replay(stored, &new);
+        }
+        return Err(refusal(db, refused, &new).await);
+    }
+    let (Some(txn_id), Some(was_created), Some(posted_at)) = (row.txn_id, row.was_created, row.txn_posted_at)
+    else {
+        return Err(
+            sqlx::Error::Protocol("a posting answered neither a transaction nor an error".into()).into(),
+        );
+    };
+    if was_created {
+        let entries = new
+            .journal
+            .legs()
             .iter()
             .zip(entry_ids)
             .map(|(leg, entry_id)| Entry {
@@ -128,17 +341,17 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
             })
             .collect();
         return Ok(Posted::Created(Transaction {
-            id: row.txn_id,
+            id: txn_id,
             object: Transaction::OBJECT.into(),
             reference: new.reference.as_str().to_owned(),
             description: new.description.into_inner(),
             metadata: new.metadata,
             reverses: new.reverses,
-            posted_at: row.txn_posted_at,
+            posted_at,
             entries,
         }));
     }
-    let stored = load(db, &row.txn_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let stored = load(db, &txn_id).await?.ok_or(sqlx::Error::RowNotFound)?;
     replay(stored, &new)
 }
 
@@ -149,12 +362,6 @@ fn replay(stored: Stored, new: &NewTransaction) -> Result<Posted, LedgerError> {
     } else {
         Err(LedgerError::ReferenceReused(new.reference.as_str().to_owned()))
     }
-}
-
-fn is_violation_of(error: &sqlx::Error, constraint: &str) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.code().as_deref() == Some("23505") && e.constraint() == Some(constraint))
 }
 
 /// Failures worth another attempt: serialization failures and deadlocks,
@@ -175,21 +382,17 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Turns the database's refusal of a posting into the answer for the caller.
-async fn refusal(db: &PgPool, error: sqlx::Error, new: &NewTransaction) -> LedgerError {
-    let Some(database_error) = error.as_database_error() else {
-        return LedgerError::Database(error);
-    };
-    match (database_error.code().as_deref(), database_error.constraint()) {
-        (Some("23514"), Some("account_balances_overdraft")) => {
-            let detail = database_error
-                .try_downcast_ref::<PgDatabaseError>()
-                .and_then(PgDatabaseError::detail);
-            LedgerError::InsufficientFunds(overdrawn_account(detail).unwrap_or("an account").to_owned())
-        }
-        (Some("23514"), Some("transactions_reversal_mirrors")) => {
+async fn refusal(db: &PgPool, refused: Refused, new: &NewTransaction) -> LedgerError {
+    match (refused.code.as_str(), refused.constraint.as_deref()) {
+        ("23514", Some("account_balances_overdraft")) => LedgerError::InsufficientFunds(
+            overdrawn_account(refused.detail.as_deref())
+                .unwrap_or("an account")
+                .to_owned(),
+        ),
+        ("23514", Some("transactions_reversal_mirrors")) => {
             LedgerError::ReversalOfReversal(new.reverses.clone().unwrap_or_default())
         }
-        (Some("23505"), Some("transactions_reverses_key")) => {
+        ("23505", Some("transactions_reverses_key")) => {
             let original = new.reverses.clone().unwrap_or_default();
             let reversal: Result<Option<String>, _> =
                 sqlx::query_scalar("SELECT id FROM transactions WHERE reverses = $1")
@@ -198,11 +401,21 @@ async fn refusal(db: &PgPool, error: sqlx::Error, new: &NewTransaction) -> Ledge
                     .await;
             match reversal {
                 Ok(Some(reversal)) => LedgerError::AlreadyReversed { original, reversal },
-                Ok(None) => LedgerError::Database(error),
+                Ok(None) => LedgerError::Database(refused.into_error()),
                 Err(e) => LedgerError::Database(e),
             }
         }
-        _ => LedgerError::Database(error),
+        _ => LedgerError::Database(refused.into_error()),
+    }
+}
+
+impl Refused {
+    fn into_error(self) -> sqlx::Error {
+        let constraint = self.constraint.as_deref().unwrap_or("-");
+        sqlx::Error::Protocol(format!(
+            "the database refused a posting: {} (SQLSTATE {}, constraint {constraint})",
+            self.message, self.code
+        ))
     }
 }
 

@@ -9,6 +9,11 @@
 //! 2. On a scratch database, `pgbench -i -s <scale>`, then
 //!    `pgbench -c <clients> -j 2 -T <seconds>` with its default TPC-B-like script.
 //! 3. Prints both throughputs, their ratio, and the ledger's latencies.
+//!
+//! With `--preload N`, the growth benchmark instead: postings/s and the
+//! latency of one account's entry pages on the fresh database, then again
+//! after N entries are written straight into it with SQL (generate_series),
+//! in the same run, with the ratios of the two.
 
 use std::process::Command;
 use std::str::FromStr;
@@ -47,11 +52,17 @@ struct Args {
     /// Only measure the ledger.
     #[arg(long)]
     skip_pgbench: bool,
+    /// The growth benchmark: measure, preload this many entries, measure again.
+    #[arg(long)]
+    preload: Option<u64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(entries) = args.preload {
+        return run_growth(&args, entries).await;
+    }
     let ledger = run_ledger(&args).await?;
     println!(
         "ledger:   {:>8.1} tx/s  ({} transfers in {:.1} s, {} clients, {} accounts, 0 errors)",
@@ -86,7 +97,16 @@ struct LedgerRun {
     max_ms: f64,
 }
 
-async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
+struct Bench {
+    client: Arc<Client>,
+    accounts: Arc<Vec<String>>,
+    database: TestDatabase,
+    shutdown: CancellationToken,
+    server: platform::http::Server,
+}
+
+/// The ledger in this process on a fresh database, with `--accounts` accounts.
+async fn start(args: &Args) -> anyhow::Result<Bench> {
     let database = TestDatabase::reserve("bench");
     let mut config: ledger::LedgerSettings = platform::testing::config();
     config.database.url = database.url.clone().into();
@@ -107,53 +127,276 @@ async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
         let account = client.post("/v1/ledger/accounts", &body).await?;
         accounts.push(account["id"].as_str().context("an account id")?.to_owned());
     }
-    let client = Arc::new(client);
-    let accounts = Arc::new(accounts);
+    Ok(Bench {
+        client: Arc::new(client),
+        accounts: Arc::new(accounts),
+        database,
+        shutdown,
+        server,
+    })
+}
 
-    // A short warm-up fills the connection pools and the statement caches.
-    run_clients(&client, &accounts, args.clients, Duration::from_secs(1), "warmup").await?;
-    let started = Instant::now();
-    let mut latencies = run_clients(
-        &client,
-        &accounts,
-        args.clients,
-        Duration::from_secs(args.seconds),
-        "run",
-    )
-    .await?;
-    let elapsed = started.elapsed().as_secs_f64();
-
-    let books = client
-        .get_as(
-            contract::internal::paths::TRIAL_BALANCE,
-            &Caller::Service(Service::Ops),
+impl Bench {
+    /// Postings for `--seconds` after a warm-up, from `--clients` clients.
+    async fn postings(&self, args: &Args, phase: &'static str) -> anyhow::Result<LedgerRun> {
+        // A short warm-up fills the connection pools and the statement caches.
+        run_clients(
+            &self.client,
+            &self.accounts,
+            args.clients,
+            Duration::from_secs(1),
+            phase,
+            "warmup",
         )
         .await?;
-    for line in books.as_array().context("trial balance lines")? {
-        if line["debits"] != line["credits"] {
-            bail!("the books do not balance after the run: {line}");
-        }
+        let started = Instant::now();
+        let latencies = run_clients(
+            &self.client,
+            &self.accounts,
+            args.clients,
+            Duration::from_secs(args.seconds),
+            phase,
+            "run",
+        )
+        .await?;
+        LedgerRun::new(latencies, started.elapsed().as_secs_f64())
     }
-    drop(client);
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server.task).await;
 
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1000.0
-    };
-    if latencies.is_empty() {
-        bail!("no transfer completed");
+    async fn check_books(&self) -> anyhow::Result<()> {
+        let books = self
+            .client
+            .get_as(
+                contract::internal::paths::TRIAL_BALANCE,
+                &Caller::Service(Service::Ops),
+            )
+            .await?;
+        for line in books.as_array().context("trial balance lines")? {
+            if line["debits"] != line["credits"] {
+                bail!("the books do not balance after the run: {line}");
+            }
+        }
+        Ok(())
     }
-    Ok(LedgerRun {
-        posted: latencies.len(),
-        elapsed,
-        throughput: latencies.len() as f64 / elapsed,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
-        max_ms: percentile(1.0),
+
+    async fn stop(self) {
+        drop(self.client);
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server.task).await;
+    }
+}
+
+async fn run_ledger(args: &Args) -> anyhow::Result<LedgerRun> {
+    let bench = start(args).await?;
+    let run = bench.postings(args, "bench").await?;
+    bench.check_books().await?;
+    bench.stop().await;
+    Ok(run)
+}
+
+impl LedgerRun {
+    fn new(mut latencies: Vec<Duration>, elapsed: f64) -> anyhow::Result<Self> {
+        if latencies.is_empty() {
+            bail!("no transfer completed");
+        }
+        latencies.sort_unstable();
+        let (p50_ms, p99_ms, max_ms) = (
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+        );
+        Ok(Self {
+            posted: latencies.len(),
+            elapsed,
+            throughput: latencies.len() as f64 / elapsed,
+            p50_ms,
+            p99_ms,
+            max_ms,
+        })
+    }
+}
+
+/// In milliseconds, of sorted latencies.
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Entry pages of one account read this many times in a row, per measurement.
+const PAGE_READS: usize = 300;
+
+struct PageLatency {
+    first_p50: f64,
+    first_p99: f64,
+    deep_p50: f64,
+    deep_p99: f64,
+    entries: i64,
+}
+
+/// The latency of the account's newest page of 100 entries, and of a page
+/// halfway down its statement (by cursor), one request at a time.
+async fn page_latency(bench: &Bench, account: &str) -> anyhow::Result<PageLatency> {
+    let client = &bench.client;
+    let path = format!("/v1/ledger/accounts/{account}/entries?limit=100");
+    let entries = client.get(&format!("/v1/ledger/accounts/{account}")).await?["entry_count"]
+        .as_i64()
+        .context("entry_count")?;
+    let pool = sqlx::PgPool::connect(&bench.database.url).await?;
+    let middle: String = sqlx::query_scalar(
+        "SELECT id FROM entries WHERE account_id = $1 AND entry_number = greatest(1, $2 / 2)",
+    )
+    .bind(account)
+    .bind(entries)
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    let deep = format!("{path}&starting_after={middle}");
+    let measure = |path: String| async move {
+        let mut latencies = Vec::with_capacity(PAGE_READS);
+        for _ in 0..PAGE_READS {
+            let started = Instant::now();
+            let page = client.get(&path).await?;
+            latencies.push(started.elapsed());
+            if page["data"].as_array().is_none_or(Vec::is_empty) {
+                bail!("an empty page of entries: {page}");
+            }
+        }
+        latencies.sort_unstable();
+        anyhow::Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+    };
+    let (first_p50, first_p99) = measure(path.clone()).await?;
+    let (deep_p50, deep_p99) = measure(deep).await?;
+    Ok(PageLatency {
+        first_p50,
+        first_p99,
+        deep_p50,
+        deep_p99,
+        entries,
     })
+}
+
+/// Writes `entries` entries (two per transaction, between the bench's
+/// accounts, with their running numbers and balances) in one SQL statement
+/// per table, then brings the balances up to date. The tables' own
+/// triggers (which check each posting as it comes) are bypassed for the load
+/// by `session_replication_role`; the books stay balanced, which the trial
+/// balance at the end confirms.
+async fn preload(bench: &Bench, entries: u64) -> anyhow::Result<()> {
+    let transactions = i64::try_from(entries.div_ceil(2))?;
+    let mut db = PgConnectOptions::from_str(&bench.database.url)?.connect().await?;
+    let mut tx = sqlx::Connection::begin(&mut db).await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO transactions (id, poster, reference, request, description, entry_count, posted_at)
+         SELECT 'txn_preload' || g, 'usr_bench', 'preload-' || g, '{}', 'preloaded', 2,
+                now() - make_interval(secs => $1 - g)
+         FROM generate_series(1, $1) g",
+    )
+    .bind(transactions)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE preload_legs ON COMMIT DROP AS
+         SELECT 'txn_preload' || g AS transaction_id, 'ent_preload' || g || '_' || side AS id,
+                side::SMALLINT AS position,
+                ($1::TEXT[])[1 + ((g * 7919 + side * (1 + g % ($2 - 1))) % $2)] AS account_id,
+                CASE side WHEN 0 THEN 'debit' ELSE 'credit' END AS direction,
+                1 + g % 100000 AS amount, g
+         FROM generate_series(1, $3) g, (VALUES (0), (1)) AS s (side)",
+    )
+    .bind(bench.accounts.as_slice())
+    .bind(i64::try_from(bench.accounts.len())?)
+    .bind(transactions)
+    .execute(&mut *tx)
+    .await?;
+    // Every bench account is an asset: a debit adds to its balance.
+    sqlx::query(
+        "INSERT INTO entries (id, transaction_id, position, account_id, direction, amount, currency,
+                              entry_number, balance_after)
+         SELECT l.id, l.transaction_id, l.position, l.account_id, l.direction, l.amount, 'usd',
+                b.entry_count + row_number() OVER w,
+                b.balance + sum(CASE l.direction WHEN 'debit' THEN l.amount ELSE -l.amount END) OVER w
+         FROM preload_legs l JOIN account_balances b ON b.account_id = l.account_id
+         WINDOW w AS (PARTITION BY l.account_id ORDER BY l.g, l.position)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE account_balances b
+         SET balance = b.balance + s.change, entry_count = b.entry_count + s.n, version = b.version + s.n
+         FROM (SELECT account_id, count(*) AS n,
+                      sum(CASE direction WHEN 'debit' THEN amount ELSE -amount END) AS change
+               FROM preload_legs GROUP BY account_id) s
+         WHERE b.account_id = s.account_id",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for table in ["transactions", "entries", "account_balances"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(&mut db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn run_growth(args: &Args, entries: u64) -> anyhow::Result<()> {
+    let bench = start(args).await?;
+    let account = bench.accounts.first().context("an account")?.clone();
+    let empty = bench.postings(args, "empty").await?;
+    let empty_pages = page_latency(&bench, &account).await?;
+    let started = Instant::now();
+    preload(&bench, entries).await?;
+    let loaded_in = started.elapsed().as_secs_f64();
+    let grown = bench.postings(args, "grown").await?;
+    let grown_pages = page_latency(&bench, &account).await?;
+    bench.check_books().await?;
+    bench.stop().await;
+
+    let within = |ratio: f64| {
+        if (0.8..).contains(&ratio) {
+            "within 20%"
+        } else {
+            "NOT within 20%"
+        }
+    };
+    println!(
+        "growth:   {} clients, {} accounts, {} s per run; {entries} entries preloaded in {loaded_in:.1} s",
+        args.clients, args.accounts, args.seconds
+    );
+    println!(
+        "empty:    {:>8.1} tx/s  p50 {:.2} ms p99 {:.2} ms | entry page ({} entries): newest p50 {:.2} ms p99 {:.2} ms, middle p50 {:.2} ms p99 {:.2} ms",
+        empty.throughput,
+        empty.p50_ms,
+        empty.p99_ms,
+        empty_pages.entries,
+        empty_pages.first_p50,
+        empty_pages.first_p99,
+        empty_pages.deep_p50,
+        empty_pages.deep_p99
+    );
+    println!(
+        "grown:    {:>8.1} tx/s  p50 {:.2} ms p99 {:.2} ms | entry page ({} entries): newest p50 {:.2} ms p99 {:.2} ms, middle p50 {:.2} ms p99 {:.2} ms",
+        grown.throughput,
+        grown.p50_ms,
+        grown.p99_ms,
+        grown_pages.entries,
+        grown_pages.first_p50,
+        grown_pages.first_p99,
+        grown_pages.deep_p50,
+        grown_pages.deep_p99
+    );
+    let postings = grown.throughput / empty.throughput;
+    let newest = empty_pages.first_p50 / grown_pages.first_p50;
+    let middle = empty_pages.deep_p50 / grown_pages.deep_p50;
+    println!(
+        "ratio:    postings {postings:.2} ({}), newest page p50 {newest:.2} ({}), middle page p50 {middle:.2} ({}) grown/empty speed",
+        within(postings),
+        within(newest),
+        within(middle)
+    );
+    Ok(())
 }
 
 /// Runs `clients` posting loops until `duration` passes; returns every latency.
@@ -162,6 +405,7 @@ async fn run_clients(
     accounts: &Arc<Vec<String>>,
     clients: usize,
     duration: Duration,
+    run: &'static str,
     phase: &'static str,
 ) -> anyhow::Result<Vec<Duration>> {
     let deadline = Instant::now() + duration;
@@ -181,7 +425,7 @@ async fn run_clients(
                 };
                 sequence += 1;
                 let body = json!({
-                    "reference": format!("{phase}-{worker}-{sequence}"),
+                    "reference": format!("{run}-{phase}-{worker}-{sequence}"),
                     "entries": [
                         {"account_id": accounts[to], "direction": "debit", "amount": amount},
                         {"account_id": accounts[from], "direction": "credit", "amount": amount},
@@ -211,6 +455,11 @@ struct Client {
 impl Client {
     async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 

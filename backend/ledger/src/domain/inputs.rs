@@ -36,6 +36,11 @@ pub enum InputError {
     GuardNotAllowed,
     #[error("a transaction needs 2 to {max} entries, not {count}", max = super::journal::MAX_LEGS)]
     EntryCount { count: usize },
+    #[error(
+        "a batch carries at most {max} postings, not {count}",
+        max = contract::internal::MAX_PAYMENT_POSTINGS_PER_BATCH
+    )]
+    BatchSize { count: usize },
     #[error("debits ({debits}) and credits ({credits}) differ in {currency}")]
     Unbalanced {
         currency: String,
@@ -59,6 +64,7 @@ impl InputError {
             Self::GuardNotAllowed => "invalid_overdraft_guard",
             Self::EntryCount { .. } => "invalid_entries",
             Self::Unbalanced { .. } => "transaction_unbalanced",
+            Self::BatchSize { .. } => "invalid_batch",
         }
     }
 
@@ -75,6 +81,7 @@ impl InputError {
             Self::Fee => "fee",
             Self::GuardNotAllowed => "must_not_go_negative",
             Self::EntryCount { .. } | Self::Unbalanced { .. } => "entries",
+            Self::BatchSize { .. } => "postings",
         }
     }
 }

@@ -2,7 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use contract::internal::{PaymentPosting, PaymentPostingKind, TrialBalanceLine};
+use contract::internal::{
+    MAX_PAYMENT_POSTINGS_PER_BATCH, PaymentPosting, PaymentPostingBatch, PaymentPostingBatchOutcome,
+    PaymentPostingKind, PaymentPostingOutcome, TrialBalanceLine,
+};
 use contract::ledger::{Metadata, Transaction};
 use contract::money::Currency;
 use platform::error::Json;
@@ -28,6 +31,71 @@ pub async fn payment_posting(
     _payments: ServiceCaller<FromPayments>,
     Json(body): Json<PaymentPosting>,
 ) -> Result<(StatusCode, Json<Transaction>), LedgerError> {
+    let new = payment_transaction(&state, &body).await?;
+    Ok(match posting::post(&state.db, new).await? {
+        Posted::Created(transaction) => (StatusCode::CREATED, Json(transaction)),
+        Posted::Replayed(transaction) => (StatusCode::OK, Json(transaction)),
+    })
+}
+
+/// Posts many payments and refunds, each as [`payment_posting`] would, in
+/// as few commits as `posting::post_batch` takes; each posting's outcome is
+/// its own.
+#[tracing::instrument(skip_all, fields(postings = body.postings.len()))]
+pub async fn payment_posting_batch(
+    State(state): State<AppState>,
+    _payments: ServiceCaller<FromPayments>,
+    Json(body): Json<PaymentPostingBatch>,
+) -> Result<Json<PaymentPostingBatchOutcome>, LedgerError> {
+    if body.postings.len() > MAX_PAYMENT_POSTINGS_PER_BATCH {
+        return Err(InputError::BatchSize {
+            count: body.postings.len(),
+        }
+        .into());
+    }
+    let mut outcomes: Vec<Option<PaymentPostingOutcome>> = Vec::with_capacity(body.postings.len());
+    let mut valid = Vec::with_capacity(body.postings.len());
+    let mut valid_at = Vec::with_capacity(body.postings.len());
+    for (index, posting) in body.postings.iter().enumerate() {
+        match payment_transaction(&state, posting).await {
+            Ok(new) => {
+                valid.push(new);
+                valid_at.push(index);
+                outcomes.push(None);
+            }
+            Err(e) => outcomes.push(Some(outcome(&posting.reference, Err(e)))),
+        }
+    }
+    let posted = posting::post_batch(&state.db, valid).await;
+    for (index, result) in valid_at.into_iter().zip(posted) {
+        if let (Some(slot), Some(posting)) = (outcomes.get_mut(index), body.postings.get(index)) {
+            *slot = Some(outcome(&posting.reference, result));
+        }
+    }
+    Ok(Json(PaymentPostingBatchOutcome {
+        outcomes: outcomes.into_iter().flatten().collect(),
+    }))
+}
+
+fn outcome(reference: &str, result: Result<Posted, LedgerError>) -> PaymentPostingOutcome {
+    let (status, transaction_id, error) = match result {
+        Ok(Posted::Created(transaction)) => (StatusCode::CREATED, Some(transaction.id), None),
+        Ok(Posted::Replayed(transaction)) => (StatusCode::OK, Some(transaction.id), None),
+        Err(e) => {
+            let api_error = e.to_api_error();
+            (api_error.status, None, Some(api_error.body.error))
+        }
+    };
+    PaymentPostingOutcome {
+        reference: reference.to_owned(),
+        status: status.as_u16(),
+        transaction_id,
+        error,
+    }
+}
+
+/// A payment's or refund's posting, validated and laid out on the chart.
+async fn payment_transaction(state: &AppState, body: &PaymentPosting) -> Result<NewTransaction, LedgerError> {
     let reference = Reference::parse(&body.reference)?;
     if !contract::ids::has_prefix(&body.merchant_id, contract::ids::USER) {
         return Err(InputError::MerchantId.into());
@@ -85,7 +153,7 @@ pub async fn payment_posting(
     if let Some((fee, _)) = split {
         request["fee"] = json!(fee);
     }
-    let new = NewTransaction {
+    Ok(NewTransaction {
         poster: PAYMENTS_POSTER.to_owned(),
         request,
         reference,
@@ -93,10 +161,6 @@ pub async fn payment_posting(
         metadata,
         reverses: None,
         journal,
-    };
-    Ok(match posting::post(&state.db, new).await? {
-        Posted::Created(transaction) => (StatusCode::CREATED, Json(transaction)),
-        Posted::Replayed(transaction) => (StatusCode::OK, Json(transaction)),
     })
 }
 

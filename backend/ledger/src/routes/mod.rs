@@ -40,6 +40,10 @@ pub fn router(state: AppState) -> Router {
 fn internal_routes(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .route(paths::PAYMENT_POSTINGS, post(internal::payment_posting))
+        .route(
+            paths::PAYMENT_POSTING_BATCHES,
+            post(internal::payment_posting_batch),
+        )
         .route(paths::TRIAL_BALANCE, get(internal::trial_balance))
         .route(
             paths::TRANSACTION_BY_REFERENCE,

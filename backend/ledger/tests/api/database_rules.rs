@@ -277,3 +277,71 @@ async fn a_guarded_balance_cannot_be_set_below_zero() {
     .await;
     assert!(error.contains("accounts_guard_on_balance_sheet"), "{error}");
 }
+
+/// One call of `ledger_post_batch` is one commit, but each posting in it is
+/// refused alone: an overdraft, and an unbalanced journal (caught by the
+/// commit-time check, which the batch runs at the end of each posting),
+/// leave the postings around them committed.
+#[tokio::test]
+async fn a_refused_posting_in_a_batch_leaves_the_others_posted() {
+    let ledger = TestLedger::start().await;
+    let ada = user("usr_ada");
+    let wallet = ledger
+        .create_account_with(
+            &ada,
+            json!({"name": "wallet", "type": "asset", "currency": "usd", "must_not_go_negative": true}),
+        )
+        .await;
+    let capital = ledger.create_account(&ada, "capital", "equity", "usd").await;
+    let (status, body) = ledger.transfer(&ada, "fund", &wallet, &capital, 100).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let pool = ledger.pool().await;
+
+    // Spend 60, 60 (one too many), 40; then a journal whose debits exceed its credits.
+    type Row = (i32, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT ordinal, txn_id, error_code, error_constraint FROM ledger_post_batch(
+             ARRAY['txn_b1', 'txn_b2', 'txn_b3', 'txn_b4'], ARRAY['usr_ada', 'usr_ada', 'usr_ada', 'usr_ada'],
+             ARRAY['b1', 'b2', 'b3', 'b4'], ARRAY['{}', '{}', '{}', '{}']::JSONB[], ARRAY[NULL, NULL, NULL, NULL]::TEXT[],
+             ARRAY['{}', '{}', '{}', '{}']::JSONB[], ARRAY[NULL, NULL, NULL, NULL]::TEXT[], ARRAY[2, 2, 2, 2],
+             ARRAY['ent_b1', 'ent_b2', 'ent_b3', 'ent_b4', 'ent_b5', 'ent_b6', 'ent_b7', 'ent_b8'],
+             ARRAY[$1, $2, $1, $2, $1, $2, $1, $1],
+             ARRAY['debit', 'credit', 'debit', 'credit', 'debit', 'credit', 'debit', 'credit'],
+             ARRAY[60, 60, 60, 60, 40, 40, 10, 9]::BIGINT[],
+             ARRAY['usd', 'usd', 'usd', 'usd', 'usd', 'usd', 'usd', 'usd'])
+         ORDER BY ordinal",
+    )
+    .bind(&capital)
+    .bind(&wallet)
+    .fetch_all(&pool)
+    .await
+    .expect("the batch commits");
+    assert_eq!(
+        rows,
+        vec![
+            (1, Some("txn_b1".to_owned()), None, None),
+            (
+                2,
+                None,
+                Some("23514".to_owned()),
+                Some("account_balances_overdraft".to_owned())
+            ),
+            (3, Some("txn_b3".to_owned()), None, None),
+            (
+                4,
+                None,
+                Some("23514".to_owned()),
+                Some("transactions_balanced".to_owned())
+            ),
+        ]
+    );
+    let posted: Vec<String> =
+        sqlx::query_scalar("SELECT reference FROM transactions WHERE reference LIKE 'b%' ORDER BY reference")
+            .fetch_all(&pool)
+            .await
+            .expect("references");
+    assert_eq!(posted, vec!["b1", "b3"]);
+    assert_eq!(ledger.balance(&ada, &wallet).await, 0);
+    assert_eq!(ledger.account(&ada, &wallet).await["entry_count"], 3);
+    assert_books_consistent(&pool).await;
+}

@@ -283,3 +283,105 @@ async fn a_merchant_cannot_move_its_balance_by_hand() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(code(&error), "account_not_postable");
 }
+
+/// The batch route answers each posting as the single route would, in
+/// order: one that is refused (a reused reference, a wrong fee) leaves the
+/// others posted; one already posted is answered its transaction again.
+#[tokio::test]
+async fn a_batch_answers_each_posting_as_the_single_route_would() {
+    let ledger = TestLedger::start().await;
+    let (status, first) = ledger.payment_posting(payment("pay_1", 10_000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let mut wrong_fee = payment("pay_3", 500);
+    wrong_fee["fee"] = json!(600);
+    wrong_fee["net"] = json!(-100);
+    let refund = json!({
+        "reference": "re_1", "merchant_id": MERCHANT, "kind": "refund", "amount": 1_000, "currency": "usd",
+    });
+    let batch = json!({"postings": [
+        payment("pay_2", 2_000),
+        payment("pay_1", 10_000),
+        payment("pay_1", 9_999),
+        wrong_fee,
+        refund,
+    ]});
+    let path = contract::internal::paths::PAYMENT_POSTING_BATCHES;
+
+    let (status, answer) = ledger.post(path, &payments(), batch.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let outcomes = answer["outcomes"].as_array().expect("outcomes");
+    let summary: Vec<(&str, i64, Option<&str>)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o["reference"].as_str().expect("reference"),
+                o["status"].as_i64().expect("status"),
+                o["error"]["code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("pay_2", 201, None),
+            ("pay_1", 200, None),
+            ("pay_1", 409, Some("reference_reused")),
+            ("pay_3", 400, Some("invalid_fee")),
+            ("re_1", 201, None),
+        ],
+        "{answer}"
+    );
+    assert_eq!(outcomes[1]["transaction_id"], first["id"]);
+    assert!(outcomes[2]["transaction_id"].is_null() && outcomes[3]["transaction_id"].is_null());
+
+    let merchant = merchant_balance_account(&ledger).await;
+    let fees = crate::helpers::stamped_fee(10_000) + crate::helpers::stamped_fee(2_000);
+    assert_eq!(merchant["balance"], 10_000 + 2_000 - fees - 1_000);
+    assert_eq!(merchant["entry_count"], 3);
+
+    // The same batch again: every posting is answered as posted before.
+    let (status, again) = ledger.post(path, &payments(), batch).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let statuses: Vec<i64> = again["outcomes"]
+        .as_array()
+        .expect("outcomes")
+        .iter()
+        .map(|o| o["status"].as_i64().expect("status"))
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 409, 400, 200], "{again}");
+    for (before, after) in outcomes
+        .iter()
+        .zip(again["outcomes"].as_array().expect("outcomes"))
+    {
+        assert_eq!(before["transaction_id"], after["transaction_id"]);
+    }
+    assert_eq!(merchant_balance_account(&ledger).await["entry_count"], 3);
+    assert_books_consistent(&ledger.pool().await).await;
+    assert_trial_balance_zero(&ledger.trial_balance().await);
+}
+
+#[tokio::test]
+async fn a_batch_is_for_payments_only_and_has_a_size_limit() {
+    let ledger = TestLedger::start().await;
+    let path = contract::internal::paths::PAYMENT_POSTING_BATCHES;
+    let (status, body) = ledger
+        .post(
+            path,
+            &user(MERCHANT),
+            json!({"postings": [payment("pay_1", 100)]}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+        "{status} {body}"
+    );
+    let too_many: Vec<Value> = (0..=contract::internal::MAX_PAYMENT_POSTINGS_PER_BATCH)
+        .map(|i| payment(&format!("pay_{i}"), 100))
+        .collect();
+    let (status, body) = ledger
+        .post(path, &payments(), json!({"postings": too_many}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(code(&body), "invalid_batch");
+    assert_eq!(ledger.trial_balance().await, json!([]));
+}

@@ -3,8 +3,10 @@
 //! No transaction is held across a call to the ledger. A round claims due
 //! postings with a lease in one statement (`FOR UPDATE SKIP LOCKED`, so
 //! several workers share the work, and committed at once), sends them to the
-//! ledger with the payment or refund id as the reference, then records each
-//! outcome in a short transaction of its own. A worker that dies mid-call
+//! ledger in batches (`/internal/payment-postings/batch`: many postings in one
+//! ledger commit, each with its own outcome) with the payment or refund id as
+//! the reference, then records every outcome of the round in one short
+//! transaction. A worker that dies mid-call
 //! leaves a lease that expires, and the posting is claimed again; since the
 //! ledger records a reference once and answers the same transaction again, a
 //! retry after an unknown outcome (a timeout, a crash before our commit)
@@ -26,14 +28,17 @@ use tokio_util::sync::CancellationToken;
 use contract::internal::{PaymentPosting, PaymentPostingKind};
 use platform::error::error_chain;
 
-use super::ledger_client::{LedgerClient, PostingCallError};
+use super::ledger_client::{LedgerClient, PostingCallError, outcome_result};
 use super::{Backoff, pause, sleep};
 use crate::state::Wakeups;
 
-const BATCH: i64 = 128;
-/// Postings in flight to the ledger at once; the ledger commits each, and
-/// concurrent commits share their disk flushes.
-const CONCURRENCY: usize = 16;
+/// Postings claimed per round.
+const BATCH: i64 = 200;
+/// Postings per call to the ledger, which writes each call's postings in one
+/// commit (at most 50 to a commit: see the ledger's `posting::MAX_BATCH`).
+const PER_CALL: usize = 50;
+/// Calls in flight to the ledger at once.
+const CONCURRENCY: usize = 4;
 /// How often to look for due postings when nothing woke the worker.
 const POLL: Duration = Duration::from_millis(500);
 /// The longest wait between two attempts of one posting.
@@ -101,11 +106,20 @@ struct Round {
     posted: usize,
 }
 
-async fn post_one<'a>(
+/// One call for `postings`; each posting's result, as a call of its own
+/// would have ended. A call that fails whole fails each of its postings.
+async fn post_some<'a>(
     ledger: &LedgerClient,
-    posting: &'a Due,
-) -> (&'a Due, Result<String, PostingCallError>) {
-    (posting, ledger.post(&posting.body()).await)
+    postings: &'a [Due],
+) -> Vec<(&'a Due, Result<String, PostingCallError>)> {
+    match ledger.post_batch(postings.iter().map(Due::body).collect()).await {
+        Ok(outcomes) => postings
+            .iter()
+            .zip(outcomes)
+            .map(|(posting, outcome)| (posting, outcome_result(outcome)))
+            .collect(),
+        Err(e) => postings.iter().map(|posting| (posting, Err(e.share()))).collect(),
+    }
 }
 
 /// Claims due postings: one statement, committed on its own, so the
@@ -139,11 +153,14 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<Round> {
         });
     }
     let attempted = due.len();
-    let calls: Vec<_> = due.iter().map(|posting| post_one(ledger, posting)).collect();
+    let calls: Vec<_> = due.chunks(PER_CALL).map(|some| post_some(ledger, some)).collect();
     let results: Vec<_> = futures::stream::iter(calls)
         .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
 
     let mut posted = (Vec::new(), Vec::new());
     let mut paid = (Vec::new(), Vec::new());
