@@ -248,6 +248,8 @@ pub mod codes {
     pub const INVALID_OVERDRAFT_GUARD: &str = "invalid_overdraft_guard";
     pub const INVALID_ENTRIES: &str = "invalid_entries";
     pub const TRANSACTION_UNBALANCED: &str = "transaction_unbalanced";
+    /// A batch of postings with none, or more than a call may carry.
+    pub const INVALID_BATCH: &str = "invalid_batch";
     pub const INVALID_CURSOR: &str = "invalid_cursor";
     /// An account of the payments chart, which moves only with payments and refunds.
     pub const ACCOUNT_NOT_POSTABLE: &str = "account_not_postable";

@@ -1,7 +1,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::ErrorKind;
-use platform::error::{ApiError, database_error};
+use contract::ledger::codes;
+use platform::error::{ApiError, InvalidLimit, database_error};
 
 use crate::domain::InputError;
 
@@ -31,8 +32,8 @@ pub enum LedgerError {
     InsufficientFunds(String),
     #[error("no such entry in this account: {0}")]
     InvalidCursor(String),
-    #[error("limit must be between 1 and 100, not {0}")]
-    InvalidLimit(i64),
+    #[error(transparent)]
+    Limit(#[from] InvalidLimit),
     #[error("the ledger is too busy to take this posting; retry it with the same reference")]
     Contention(#[source] sqlx::Error),
     #[error("database error")]
@@ -43,39 +44,41 @@ impl LedgerError {
     pub(crate) fn to_api_error(&self) -> ApiError {
         let message = self.to_string();
         match self {
-            Self::Input(e) => ApiError::invalid_param(e.code(), e.param(), message),
+            Self::Input(e) => ApiError::invalid_input(e),
+            Self::Limit(e) => ApiError::invalid_input(e),
             Self::AccountNotFound(_) => {
                 let mut error = ApiError::not_found("account");
                 error.body.error.message = message;
                 error
             }
-            Self::AccountNotPostable(_) => ApiError::invalid("account_not_postable", message),
+            Self::AccountNotPostable(_) => ApiError::invalid(codes::ACCOUNT_NOT_POSTABLE, message),
             Self::TransactionNotFound => ApiError::not_found("transaction"),
             Self::ReferenceReused(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorKind::IdempotencyError,
-                "reference_reused",
+                codes::REFERENCE_REUSED,
                 message,
             ),
             Self::AlreadyReversed { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorKind::InvalidRequestError,
-                "already_reversed",
+                codes::ALREADY_REVERSED,
                 message,
             ),
-            Self::NotReversible(_) => ApiError::invalid("not_reversible", message),
-            Self::ReversalOfReversal(_) => ApiError::invalid("reversal_not_reversible", message),
+            Self::NotReversible(_) => ApiError::invalid(codes::NOT_REVERSIBLE, message),
+            Self::ReversalOfReversal(_) => ApiError::invalid(codes::REVERSAL_NOT_REVERSIBLE, message),
             Self::InsufficientFunds(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorKind::InvalidRequestError,
-                "insufficient_funds",
+                codes::INSUFFICIENT_FUNDS,
                 message,
             ),
-            Self::InvalidCursor(_) => ApiError::invalid_param("invalid_cursor", "starting_after", message),
-            Self::InvalidLimit(_) => ApiError::invalid_param("invalid_limit", "limit", message),
+            Self::InvalidCursor(_) => {
+                ApiError::invalid_param(codes::INVALID_CURSOR, "starting_after", message)
+            }
             Self::Contention(e) => {
                 tracing::warn!(error = %e, "gave up a posting after repeated conflicts");
-                ApiError::unavailable("ledger_busy", message)
+                ApiError::unavailable(codes::LEDGER_BUSY, message)
             }
             Self::Database(e) => database_error("ledger database", e),
         }

@@ -4,16 +4,14 @@
 //! journal entries between their own accounts. Every route sits behind the
 //! internal token: only the gateway and the other services reach it.
 
-mod chart;
 mod config;
-mod directory;
 pub mod domain;
 mod error;
-mod posting;
 mod routes;
 #[cfg(feature = "soak")]
 pub mod soak;
 mod state;
+mod store;
 
 use platform::health::{self, Readiness};
 use platform::http::Server;
@@ -22,21 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::LedgerSettings;
 pub use error::LedgerError;
-pub use posting::PAYMENTS_POSTER;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use state::AppState;
+pub use store::posting::PAYMENTS_POSTER;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/ledger");
 
 /// Connections to PostgreSQL: enough for many concurrent postings, few
 /// enough to leave room for the other services on one server.
 const POOL_SIZE: u32 = 20;
-
-/// The public routes of the ledger, for the gateway's `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-    routes::ApiDoc::openapi()
-}
 
 /// Connects to the database, migrates, and serves on `listener` until `shutdown`.
 pub async fn build(

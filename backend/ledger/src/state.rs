@@ -4,8 +4,8 @@ use axum::extract::FromRef;
 use platform::internal_token::InternalTokens;
 use sqlx::PgPool;
 
-use crate::chart::Chart;
-use crate::directory::Directory;
+use crate::store::chart::Chart;
+use crate::store::directory::Directory;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -480,3 +480,160 @@ pub async fn purge_expired_answers(db: &PgPool, retention: std::time::Duration) 
         }
     }
 }
+/// A posting the ledger is owed, as a worker claims it.
+#[derive(sqlx::FromRow)]
+pub struct DuePosting {
+    pub reference: String,
+    pub payment_id: String,
+    pub refund_id: Option<String>,
+    pub merchant_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub fee: Option<i64>,
+}
+
+/// Claims up to `batch` due postings under a lease: one statement, committed
+/// on its own, so the calls that follow hold no transaction and no row lock.
+pub async fn claim_due_postings(
+    db: &PgPool,
+    batch: i64,
+    lease_seconds: f64,
+) -> sqlx::Result<Vec<DuePosting>> {
+    sqlx::query_as(
+        "UPDATE ledger_postings p
+         SET leased_until = now() + make_interval(secs => $2), attempts = p.attempts + 1
+         FROM (
+             SELECT reference FROM ledger_postings
+             WHERE posted_at IS NULL AND dead_lettered_at IS NULL AND next_attempt_at <= now()
+               AND (leased_until IS NULL OR leased_until <= now())
+             ORDER BY next_attempt_at, reference LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ) due
+         WHERE p.reference = due.reference
+         RETURNING p.reference, p.payment_id, p.refund_id, p.merchant_id, p.amount, p.currency, p.fee",
+    )
+    .bind(batch)
+    .bind(lease_seconds)
+    .fetch_all(db)
+    .await
+}
+
+/// Keys and what to record against each, kept as the two arrays one
+/// `UNNEST` reads.
+#[derive(Debug, Default)]
+pub struct KeyedValues {
+    pub keys: Vec<String>,
+    pub values: Vec<String>,
+}
+
+impl KeyedValues {
+    pub fn push(&mut self, key: &str, value: &str) {
+        self.keys.push(key.to_owned());
+        self.values.push(value.to_owned());
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What a round of postings came to.
+#[derive(Debug, Default)]
+pub struct PostingOutcomes {
+    /// Posting reference → ledger transaction id.
+    pub posted: KeyedValues,
+    /// Payment id → ledger transaction id.
+    pub paid: KeyedValues,
+    /// Refund id → ledger transaction id.
+    pub refunded: KeyedValues,
+    /// Posting reference → why the call failed (to be retried).
+    pub failed: KeyedValues,
+    /// Posting reference → why the ledger refused it.
+    pub refused: KeyedValues,
+}
+
+/// Records a round's outcomes in one transaction; answers the postings that
+/// were dead-lettered by it, with their last error.
+pub async fn record_posting_outcomes(
+    db: &PgPool,
+    outcomes: &PostingOutcomes,
+    max_retry_seconds: f64,
+    max_refusals: i32,
+) -> sqlx::Result<Vec<(String, String)>> {
+    async fn record(tx: &mut PgConnection, statement: &'static str, pairs: &KeyedValues) -> sqlx::Result<()> {
+        if !pairs.is_empty() {
+            sqlx::query(statement)
+                .bind(&pairs.keys)
+                .bind(&pairs.values)
+                .execute(tx)
+                .await?;
+        }
+        Ok(())
+    }
+    let mut tx = db.begin().await?;
+    // This transaction only records what the ledger already holds durably.
+    // Should a database crash lose it, the postings are sent again and the
+    // ledger answers the transactions it recorded, so it need not wait for
+    // its own disk flush, which the requests' commits are queuing for.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    record(
+        &mut tx,
+        "UPDATE ledger_postings p SET posted_at = now(), ledger_transaction_id = u.transaction_id,
+                                      leased_until = NULL, last_error = NULL
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, transaction_id) WHERE p.reference = u.reference",
+        &outcomes.posted,
+    )
+    .await?;
+    record(
+        &mut tx,
+        "UPDATE payments p SET ledger_transaction_id = u.transaction_id
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(id, transaction_id) WHERE p.id = u.id",
+        &outcomes.paid,
+    )
+    .await?;
+    record(
+        &mut tx,
+        "UPDATE refunds r SET ledger_transaction_id = u.transaction_id
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(id, transaction_id) WHERE r.id = u.id",
+        &outcomes.refunded,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE ledger_postings p SET last_error = u.error, leased_until = NULL,
+             next_attempt_at = now() + make_interval(secs => least($3, 0.1 * power(2, least(p.attempts - 1, 10))))
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, error)
+         WHERE p.reference = u.reference AND p.posted_at IS NULL",
+    )
+    .bind(&outcomes.failed.keys)
+    .bind(&outcomes.failed.values)
+    .bind(max_retry_seconds)
+    .execute(&mut *tx)
+    .await?;
+    let dead: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE ledger_postings p SET last_error = u.error, leased_until = NULL, refusals = p.refusals + 1,
+             dead_lettered_at = CASE WHEN p.refusals + 1 >= $4 THEN now() END,
+             next_attempt_at = now() + make_interval(secs => least($3, 0.1 * power(2, least(p.attempts - 1, 10))))
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS u(reference, error)
+         WHERE p.reference = u.reference AND p.posted_at IS NULL
+         RETURNING p.reference, p.last_error, p.dead_lettered_at IS NOT NULL AS dead",
+    )
+    .bind(&outcomes.refused.keys)
+    .bind(&outcomes.refused.values)
+    .bind(max_retry_seconds)
+    .bind(max_refusals)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(|(reference, error, dead): (String, Option<String>, bool)| {
+        dead.then(|| (reference, error.unwrap_or_default()))
+    })
+    .collect();
+    tx.commit().await?;
+    Ok(dead)
+}

@@ -1,4 +1,4 @@
-use contract::ledger::Metadata;
+use contract::ledger::{Metadata, codes};
 use contract::money::UnknownCurrency;
 
 /// The largest amount one entry may carry: far above any real payment, and
@@ -49,27 +49,25 @@ pub enum InputError {
     },
 }
 
-impl InputError {
-    /// The stable error code clients branch on.
-    pub fn code(&self) -> &'static str {
+impl platform::error::InvalidInput for InputError {
+    fn code(&self) -> &'static str {
         match self {
-            Self::Amount(_) => "invalid_amount",
-            Self::Reference => "invalid_reference",
-            Self::Name => "invalid_name",
-            Self::Description => "invalid_description",
-            Self::Metadata(_) => "invalid_metadata",
-            Self::Currency(_) => "invalid_currency",
-            Self::MerchantId => "invalid_merchant_id",
-            Self::Fee => "invalid_fee",
-            Self::GuardNotAllowed => "invalid_overdraft_guard",
-            Self::EntryCount { .. } => "invalid_entries",
-            Self::Unbalanced { .. } => "transaction_unbalanced",
-            Self::BatchSize { .. } => "invalid_batch",
+            Self::Amount(_) => codes::INVALID_AMOUNT,
+            Self::Reference => codes::INVALID_REFERENCE,
+            Self::Name => codes::INVALID_NAME,
+            Self::Description => codes::INVALID_DESCRIPTION,
+            Self::Metadata(_) => codes::INVALID_METADATA,
+            Self::Currency(_) => codes::INVALID_CURRENCY,
+            Self::MerchantId => codes::INVALID_MERCHANT_ID,
+            Self::Fee => codes::INVALID_FEE,
+            Self::GuardNotAllowed => codes::INVALID_OVERDRAFT_GUARD,
+            Self::EntryCount { .. } => codes::INVALID_ENTRIES,
+            Self::Unbalanced { .. } => codes::TRANSACTION_UNBALANCED,
+            Self::BatchSize { .. } => codes::INVALID_BATCH,
         }
     }
 
-    /// The request field at fault.
-    pub fn param(&self) -> &'static str {
+    fn param(&self) -> &'static str {
         match self {
             Self::Amount(_) => "amount",
             Self::Reference => "reference",

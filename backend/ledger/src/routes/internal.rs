@@ -13,7 +13,8 @@ use platform::internal_token::{FromOps, FromPayments, ServiceCaller};
 use serde_json::json;
 
 use crate::domain::{Amount, Description, InputError, Journal, Leg, Reference};
-use crate::posting::{self, NewTransaction, PAYMENTS_POSTER, Posted};
+use crate::store;
+use crate::store::posting::{self, NewTransaction, PAYMENTS_POSTER, Posted};
 use crate::{AppState, LedgerError};
 
 /// Posts a succeeded payment or a refund, once per reference.
@@ -190,14 +191,7 @@ pub async fn trial_balance(
     State(state): State<AppState>,
     _ops: ServiceCaller<FromOps>,
 ) -> Result<Json<Vec<TrialBalanceLine>>, LedgerError> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT currency,
-                coalesce(sum(amount) FILTER (WHERE direction = 'debit'), 0)::BIGINT,
-                coalesce(sum(amount) FILTER (WHERE direction = 'credit'), 0)::BIGINT
-         FROM entries GROUP BY currency ORDER BY currency",
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let rows = store::accounts::trial_balance(&state.db).await?;
     Ok(Json(
         rows.into_iter()
             .map(|(currency, debits, credits)| TrialBalanceLine {

@@ -1,4 +1,5 @@
-//! One module per resource; each owns its routes.
+//! One module per resource; each owns its routes and their entries in the
+//! API document, so that adding a route is one change in one place.
 
 mod accounts;
 mod internal;
@@ -7,34 +8,28 @@ mod transactions;
 use axum::Router;
 use axum::routing::{get, post};
 use contract::internal::paths;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    accounts::create,
-    accounts::list,
-    accounts::retrieve,
-    accounts::entries,
-    transactions::post,
-    transactions::retrieve,
-    transactions::reverse,
-))]
-pub(crate) struct ApiDoc;
-
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/ledger/accounts", post(accounts::create).get(accounts::list))
-        .route("/v1/ledger/accounts/{id}", get(accounts::retrieve))
-        .route("/v1/ledger/accounts/{id}/entries", get(accounts::entries))
-        .route("/v1/ledger/transactions", post(transactions::post))
-        .route("/v1/ledger/transactions/{id}", get(transactions::retrieve))
-        .route(
-            "/v1/ledger/transactions/{id}/reverse",
-            post(transactions::reverse),
-        )
-        .merge(internal_routes(&state))
-        .with_state(state)
+    let (public, _) = public_routes().split_for_parts();
+    public.merge(internal_routes(&state)).with_state(state)
+}
+
+/// The public routes' description, merged by the gateway into `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().split_for_parts().1
+}
+
+#[derive(OpenApi)]
+struct ApiDoc;
+
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::routes())
+        .merge(transactions::routes())
 }
 
 fn internal_routes(state: &AppState) -> Router<AppState> {

@@ -9,8 +9,16 @@ use platform::internal_token::UserCaller;
 use serde_json::json;
 
 use crate::domain::{Amount, Description, Journal, Leg, Reference, parse_metadata};
-use crate::posting::{self, NewTransaction, Posted};
+use crate::store::posting::{self, NewTransaction, Posted};
 use crate::{AppState, LedgerError};
+
+pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(post))
+        .routes(routes!(retrieve))
+        .routes(routes!(reverse))
+}
 
 fn answer(posted: Posted) -> (StatusCode, Json<Transaction>) {
     match posted {

@@ -196,7 +196,7 @@ async fn publish_events(
     let mut next: HashMap<String, Option<i64>> = heads.into_iter().map(|(o, s)| (o, Some(s))).collect();
     let mut ids = Vec::with_capacity(rows.len());
     let mut messages = Vec::with_capacity(rows.len());
-    let mut quarantined = (Vec::new(), Vec::new());
+    let mut quarantined = crate::store::KeyedValues::default();
     for row in rows {
         let expected = next.entry(row.owner_id.clone()).or_insert(None);
         if *expected != Some(row.sequence) {
@@ -215,21 +215,20 @@ async fn publish_events(
             Err(e) => {
                 let reason = error_chain(&e);
                 tracing::error!(event_id = %id, %owner_id, %reason, "quarantined an event that cannot be published");
-                quarantined.0.push(id);
-                quarantined.1.push(reason);
+                quarantined.push(&id, &reason);
             }
         }
     }
-    if !quarantined.0.is_empty() {
+    if !quarantined.is_empty() {
         sqlx::query(
             "UPDATE events e SET quarantined_at = now(), quarantine_reason = q.reason
              FROM UNNEST($1::TEXT[], $2::TEXT[]) AS q(id, reason) WHERE e.id = q.id",
         )
-        .bind(&quarantined.0)
-        .bind(&quarantined.1)
+        .bind(&quarantined.keys)
+        .bind(&quarantined.values)
         .execute(&mut *tx)
         .await?;
-        metrics::counter!("payments_events_quarantined_total").increment(quarantined.0.len() as u64);
+        metrics::counter!("payments_events_quarantined_total").increment(quarantined.len() as u64);
     }
     if messages.is_empty() {
         tx.commit().await?;

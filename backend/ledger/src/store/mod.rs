@@ -1,0 +1,8 @@
+//! Every query the ledger makes: accounts and statements, the payments
+//! chart, the account directory postings consult, and postings themselves
+//! (through the `ledger_post` functions of migrations/ledger).
+
+pub mod accounts;
+pub mod chart;
+pub mod directory;
+pub mod posting;
