@@ -29,15 +29,11 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    use secrecy::ExposeSecret;
-    let db = platform::db::connect_and_migrate(
-        config.database.url.expose_secret(),
-        &MIGRATOR,
-        platform::db::Pool::of(20),
-        &config.database.timeouts,
-    )
-    .await
-    .context("auth database")?;
+    let db = config
+        .database
+        .connect(&MIGRATOR, platform::db::Pool::of(20))
+        .await
+        .context("auth database")?;
     let redis = platform::redis::connect(&config.redis.url)
         .await
         .context("auth cannot reach Redis")?;

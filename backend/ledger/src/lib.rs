@@ -37,21 +37,17 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
     use anyhow::Context;
-    use secrecy::ExposeSecret;
     // Every posting is idempotent by reference and retried on a broken
     // connection, so the pool need not ping a connection before each one.
     let pool = platform::db::Pool {
         max_connections: POOL_SIZE,
         ping_before_use: false,
     };
-    let db = platform::db::connect_and_migrate(
-        config.database.url.expose_secret(),
-        &MIGRATOR,
-        pool,
-        &config.database.timeouts,
-    )
-    .await
-    .context("ledger database")?;
+    let db = config
+        .database
+        .connect(&MIGRATOR, pool)
+        .await
+        .context("ledger database")?;
     let state = AppState::new(config, db.clone());
     let app = router(state)
         .merge(health::routes(Readiness {

@@ -39,15 +39,11 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
-    use secrecy::ExposeSecret;
-    let db = platform::db::connect_and_migrate(
-        config.database.url.expose_secret(),
-        &MIGRATOR,
-        platform::db::Pool::of(MAX_CONNECTIONS),
-        &config.database.timeouts,
-    )
-    .await
-    .context("payments database")?;
+    let db = config
+        .database
+        .connect(&MIGRATOR, platform::db::Pool::of(MAX_CONNECTIONS))
+        .await
+        .context("payments database")?;
     let state = AppState::new(config, db.clone()).context("payments fee schedule")?;
     workers::spawn(&state, config, shutdown.clone());
     let app = router(state)

@@ -244,6 +244,15 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// The service's pool, after its migrations: every service's is made here.
+    pub async fn connect(
+        &self,
+        migrator: &sqlx::migrate::Migrator,
+        pool: crate::db::Pool,
+    ) -> Result<sqlx::PgPool, crate::db::DbSetupError> {
+        crate::db::connect_and_migrate(self.url.expose_secret(), migrator, pool, &self.timeouts).await
+    }
+
     /// Reads `name`, which defaults to `database` on the local PostgreSQL.
     pub fn from_lookup(lookup: Lookup, name: &'static str, database: &str) -> Result<Self, ConfigError> {
         let default = format!("postgres://postgres@127.0.0.1:5432/{database}");

@@ -9,7 +9,6 @@ mod webhooks;
 use axum::Router;
 use axum::routing::post;
 use contract::internal::paths;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
@@ -29,11 +28,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     public_routes().split_for_parts().1
 }
 
-#[derive(OpenApi)]
-struct ApiDoc;
-
 fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::new()
         .merge(users::routes())
         .merge(api_keys::routes())
         .merge(webhooks::routes())
