@@ -200,7 +200,9 @@ mod tests {
 
     #[tokio::test]
     async fn on_constraint_maps_only_the_named_constraint() {
-        let pool = pool(&short()).await;
+        // The default timeouts: a temporary table's DDL can wait on the catalog
+        // longer than the short ones allow on a busy machine.
+        let pool = pool(&DbTimeouts::DEFAULT).await;
         let mut tx = pool.begin().await.expect("begin");
         sqlx::query("CREATE TEMP TABLE named (id INT CONSTRAINT named_pkey PRIMARY KEY, n INT CONSTRAINT named_n_positive CHECK (n > 0))")
             .execute(&mut *tx)
