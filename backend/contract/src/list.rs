@@ -61,7 +61,9 @@ fn number_or_numeral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("limit: {text:?} is not a whole number"))),
+            // No field name: the query extractor prefixes the field's path
+            // where it knows it, and a flattened field's value has no other.
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a whole number"))),
     }
 }
 
