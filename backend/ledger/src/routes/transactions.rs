@@ -121,8 +121,9 @@ pub async fn reverse(
     let request: ReverseTransactionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReverseTransactionRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()).into_response())?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid(contract::error::codes::INVALID_BODY, e.to_string()).into_response()
+        })?
     };
     reverse_transaction(&state, &caller.user_id, &id, request)
         .await

@@ -134,8 +134,8 @@ impl IdempotentPost {
         platform::error::refuse_nul(bytes).map_err(PaymentsError::Body)?;
         serde_json::from_slice(bytes).map_err(|e| {
             let code = match e.classify() {
-                serde_json::error::Category::Data => "invalid_body",
-                _ => "invalid_json",
+                serde_json::error::Category::Data => contract::error::codes::INVALID_BODY,
+                _ => contract::error::codes::INVALID_JSON,
             };
             PaymentsError::Body(ApiError::invalid(code, format!("the body is not valid: {e}")))
         })
