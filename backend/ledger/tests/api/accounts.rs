@@ -122,6 +122,13 @@ async fn lists_the_callers_accounts_newest_first_by_page() {
     let (status, error) = ledger.get("/v1/ledger/accounts?limit=0", &ada).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&error), "invalid_limit");
+    // A limit that is not a number names the field once, not `limit: limit: ...`.
+    let (status, error) = ledger.get("/v1/ledger/accounts?limit=ten", &ada).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&error), "invalid_query");
+    let message = error["error"]["message"].as_str().expect("message");
+    assert_eq!(message.matches("limit").count(), 1, "{message}");
+    assert!(message.contains("\"ten\" is not a whole number"), "{message}");
 }
 
 #[tokio::test]
