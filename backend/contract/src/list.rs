@@ -70,17 +70,6 @@ fn number_or_numeral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
 pub const DEFAULT_PAGE_LIMIT: i64 = 10;
 pub const MAX_PAGE_LIMIT: i64 = 100;
 
-impl PageParams {
-    /// The page size, or the offending value when it is outside 1..=100.
-    pub fn limit(&self) -> Result<i64, i64> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE_LIMIT),
-            Some(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(n),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
