@@ -1,6 +1,7 @@
 //! The payments service: payments and refunds with Stripe's lifecycle and
-//! idempotency keys, the events they emit (written with each change and
-//! published to Redis by an outbox publisher), and the ledger postings they
+//! idempotency keys, the events they emit (written with each change,
+//! published to Redis as soon as it commits, and swept from the outbox when
+//! that fails), and the ledger postings they
 //! owe (written with each success or refund and delivered exactly once by a
 //! posting worker). Every route sits behind the internal token.
 
@@ -23,6 +24,7 @@ pub use config::PaymentsSettings;
 pub use error::PaymentsError;
 pub use routes::{openapi, router};
 pub use state::AppState;
+pub use workers::PUBLISH_NOW_WITHIN;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payments");
 
@@ -39,9 +41,17 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Server> {
+    // A connection that broke since its last use fails the one request that
+    // finds out, which answers 503 database_unavailable with nothing written
+    // (its transaction rolls back) and is retried under its idempotency key;
+    // checking every connection first would add a round trip to every request.
+    let pool = platform::db::Pool {
+        max_connections: MAX_CONNECTIONS,
+        ping_before_use: false,
+    };
     let db = config
         .database
-        .connect(&MIGRATOR, platform::db::Pool::of(MAX_CONNECTIONS))
+        .connect(&MIGRATOR, pool)
         .await
         .context("payments database")?;
     let state = AppState::new(config, db.clone()).context("payments fee schedule")?;

@@ -1,9 +1,10 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRef;
+use contract::internal::PublishedEvent;
 use platform::internal_token::InternalTokens;
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::domain::{FeeSchedule, FeeScheduleError};
 
@@ -15,11 +16,50 @@ pub(crate) struct Wakeups {
     pub postings: Notify,
 }
 
+/// How many committed events may wait for the publisher's Redis connection;
+/// past that, they wait in the outbox for its sweep instead.
+const COMMITTED_EVENTS_QUEUE: usize = 10_000;
+
+/// Events whose transactions have committed, handed from the request to the
+/// publisher so that they leave at once. The outbox row stays the source of
+/// truth: an event that is not taken here, or not published, is sent by the
+/// publisher's sweep.
+#[derive(Debug)]
+pub(crate) struct CommittedEvents {
+    sender: mpsc::Sender<PublishedEvent>,
+    receiver: Mutex<Option<mpsc::Receiver<PublishedEvent>>>,
+}
+
+impl Default for CommittedEvents {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::channel(COMMITTED_EVENTS_QUEUE);
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+}
+
+impl CommittedEvents {
+    /// Called only after the event's transaction has committed.
+    pub fn committed(&self, event: PublishedEvent) {
+        if self.sender.try_send(event).is_err() {
+            metrics::counter!("payments_events_left_to_sweep_total").increment(1);
+        }
+    }
+
+    /// The publisher's end of the queue; there is one publisher per process.
+    pub fn take_receiver(&self) -> Option<mpsc::Receiver<PublishedEvent>> {
+        self.receiver.lock().ok()?.take()
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) db: PgPool,
     pub(crate) internal_tokens: InternalTokens,
     pub(crate) wake: Arc<Wakeups>,
+    pub(crate) events: Arc<CommittedEvents>,
     pub(crate) fees: FeeSchedule,
 }
 
@@ -29,6 +69,7 @@ impl AppState {
             db,
             internal_tokens: InternalTokens::new(&config.internal_token_secret),
             wake: Arc::new(Wakeups::default()),
+            events: Arc::new(CommittedEvents::default()),
             fees: FeeSchedule::new(config.fee_basis_points, config.fee_fixed_cents)?,
         })
     }

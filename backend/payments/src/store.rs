@@ -9,8 +9,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use contract::events::{Event, EventData, EventType};
 use contract::payments::{FailureCode, Payment, PaymentStatus, Refund, RefundStatus};
 
+use contract::internal::PublishedEvent;
 use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
+use sqlx::query::QueryScalar;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
@@ -143,17 +144,39 @@ const APPEND_EVENT: &str = "seq AS (
         RETURNING last_sequence
     )
     INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
-    SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq";
+    SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq
+    RETURNING sequence";
 
-/// A change and its event in one statement: one round trip, one snapshot.
-fn change_with_event<'q>(sql: &'q str, event: &'q NewEvent<'q>) -> Query<'q, Postgres, PgArguments> {
-    sqlx::query(sql)
-        .bind(event.owner_id)
-        .bind(platform::ids::new_id(contract::ids::EVENT))
+/// Runs a change and its event as one statement (one round trip, one
+/// snapshot); `bind` adds the change's own parameters from `$7` on. Answers
+/// the event as it will be published once the transaction commits.
+async fn change_with_event<'q>(
+    conn: &mut PgConnection,
+    sql: &'q str,
+    event: NewEvent<'_>,
+    bind: impl FnOnce(QueryScalar<'q, Postgres, i64, PgArguments>) -> QueryScalar<'q, Postgres, i64, PgArguments>,
+) -> sqlx::Result<PublishedEvent> {
+    let id = platform::ids::new_id(contract::ids::EVENT);
+    let query = sqlx::query_scalar(sql)
+        .bind(event.owner_id.to_owned())
+        .bind(id.clone())
         .bind(event.kind.as_str())
-        .bind(event.object_id)
-        .bind(&event.object)
-        .bind(event.at)
+        .bind(event.object_id.to_owned())
+        .bind(Json(event.object.clone()))
+        .bind(event.at);
+    let sequence = bind(query).fetch_one(conn).await?;
+    Ok(PublishedEvent {
+        owner_id: event.owner_id.to_owned(),
+        event: Event {
+            id,
+            object: "event".into(),
+            kind: event.kind,
+            sequence,
+            created_at: event.at,
+            data: EventData { object: event.object },
+        },
+        resend: false,
+    })
 }
 
 static CREATE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
@@ -170,19 +193,19 @@ static CREATE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
 pub async fn create_payment(
     conn: &mut PgConnection,
     payment: &Payment,
-    event: &NewEvent<'_>,
-) -> sqlx::Result<()> {
-    change_with_event(&CREATE_PAYMENT, event)
-        .bind(&payment.id)
-        .bind(payment.amount)
-        .bind(&payment.currency)
-        .bind(payment.status.as_str())
-        .bind(&payment.description)
-        .bind(Json(&payment.metadata))
-        .bind(&payment.customer_email)
-        .execute(conn)
-        .await?;
-    Ok(())
+    event: NewEvent<'_>,
+) -> sqlx::Result<PublishedEvent> {
+    change_with_event(conn, &CREATE_PAYMENT, event, |query| {
+        query
+            .bind(payment.id.clone())
+            .bind(payment.amount)
+            .bind(payment.currency.clone())
+            .bind(payment.status.as_str())
+            .bind(payment.description.clone())
+            .bind(Json(payment.metadata.clone()))
+            .bind(payment.customer_email.clone())
+    })
+    .await
 }
 
 static SETTLE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
@@ -204,20 +227,20 @@ static SETTLE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
 pub async fn settle_payment(
     conn: &mut PgConnection,
     payment: &Payment,
-    event: &NewEvent<'_>,
-) -> sqlx::Result<()> {
-    change_with_event(&SETTLE_PAYMENT, event)
-        .bind(&payment.id)
-        .bind(payment.status.as_str())
-        .bind(&payment.payment_method)
-        .bind(payment.failure_code.map(|c| c.as_str()))
-        .bind(&payment.failure_message)
-        .bind(payment.amount)
-        .bind(&payment.currency)
-        .bind(payment.fee)
-        .execute(conn)
-        .await?;
-    Ok(())
+    event: NewEvent<'_>,
+) -> sqlx::Result<PublishedEvent> {
+    change_with_event(conn, &SETTLE_PAYMENT, event, |query| {
+        query
+            .bind(payment.id.clone())
+            .bind(payment.status.as_str())
+            .bind(payment.payment_method.clone())
+            .bind(payment.failure_code.map(|c| c.as_str()))
+            .bind(payment.failure_message.clone())
+            .bind(payment.amount)
+            .bind(payment.currency.clone())
+            .bind(payment.fee)
+    })
+    .await
 }
 
 static REFUND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
@@ -240,17 +263,17 @@ pub async fn refund_payment(
     conn: &mut PgConnection,
     refund: &Refund,
     amount_refunded: i64,
-    event: &NewEvent<'_>,
-) -> sqlx::Result<()> {
-    change_with_event(&REFUND_PAYMENT, event)
-        .bind(&refund.id)
-        .bind(&refund.payment)
-        .bind(amount_refunded)
-        .bind(refund.amount)
-        .bind(&refund.currency)
-        .execute(conn)
-        .await?;
-    Ok(())
+    event: NewEvent<'_>,
+) -> sqlx::Result<PublishedEvent> {
+    change_with_event(conn, &REFUND_PAYMENT, event, |query| {
+        query
+            .bind(refund.id.clone())
+            .bind(refund.payment.clone())
+            .bind(amount_refunded)
+            .bind(refund.amount)
+            .bind(refund.currency.clone())
+    })
+    .await
 }
 
 #[derive(sqlx::FromRow)]

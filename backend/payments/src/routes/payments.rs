@@ -2,6 +2,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::events::EventType;
+use contract::internal::PublishedEvent;
 use contract::list::PageParams;
 use contract::money::Currency;
 use contract::payments::{
@@ -32,20 +33,36 @@ pub(super) fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(refund, list_refunds))
 }
 
-/// Runs a POST in its transaction under its idempotency key, then wakes the
-/// outbox workers for whatever it committed.
+/// Runs a POST in its transaction under its idempotency key; once it has
+/// committed, hands its event to the publisher and wakes the posting worker.
 macro_rules! run_post {
     ($state:expr, $post:expr, |$tx:ident| $body:expr) => {{
         let mut $tx = match $post.begin(&$state.db).await? {
             KeyClaim::Run(tx) => tx,
             KeyClaim::Replay(stored) => return Ok(stored.into_response()),
         };
-        let outcome = $body.await;
+        let (outcome, event) = match $body.await {
+            Ok(Changed {
+                status,
+                answer,
+                event,
+            }) => (Ok((status, answer)), Some(event)),
+            Err(e) => (Err(e), None),
+        };
         let response = $post.finish($tx, outcome).await?;
-        $state.wake.publisher.notify_one();
+        if let Some(event) = event {
+            $state.events.committed(event);
+        }
         $state.wake.postings.notify_one();
         Ok(response)
     }};
+}
+
+/// What a POST that changed something answers, and the event it appended.
+struct Changed<T> {
+    status: StatusCode,
+    answer: T,
+    event: PublishedEvent,
 }
 
 #[utoipa::path(
@@ -70,7 +87,7 @@ pub async fn create(State(state): State<AppState>, post: IdempotentPost) -> Resu
 async fn create_in(
     conn: &mut PgConnection,
     post: &IdempotentPost,
-) -> Result<(StatusCode, Payment), PaymentsError> {
+) -> Result<Changed<Payment>, PaymentsError> {
     let request: CreatePaymentRequest = post.json()?;
     let amount = Amount::parse(request.amount)?;
     let currency = Currency::parse(&request.currency)?;
@@ -111,9 +128,13 @@ async fn create_in(
         object: serde_json::to_value(&payment)?,
         at,
     };
-    store::create_payment(conn, &payment, &event).await?;
+    let event = store::create_payment(conn, &payment, event).await?;
     tracing::info!(payment_id = %payment.id, amount = payment.amount, currency = %payment.currency, "created payment");
-    Ok((StatusCode::CREATED, payment))
+    Ok(Changed {
+        status: StatusCode::CREATED,
+        answer: payment,
+        event,
+    })
 }
 
 #[utoipa::path(
@@ -146,7 +167,7 @@ async fn confirm_in(
     post: &IdempotentPost,
     id: &str,
     fees: &FeeSchedule,
-) -> Result<(StatusCode, Payment), PaymentsError> {
+) -> Result<Changed<Payment>, PaymentsError> {
     let request: ConfirmPaymentRequest = post.json()?;
     let method = TestPaymentMethod::parse(&request.payment_method)?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
@@ -187,10 +208,14 @@ async fn confirm_in(
         object: serde_json::to_value(&payment)?,
         at: store::now(),
     };
-    store::settle_payment(conn, &payment, &event).await?;
+    let event = store::settle_payment(conn, &payment, event).await?;
     failpoints::die_at(failpoints::CONFIRM_SETTLED);
     tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
-    Ok((StatusCode::OK, payment))
+    Ok(Changed {
+        status: StatusCode::OK,
+        answer: payment,
+        event,
+    })
 }
 
 /// Cancel takes no parameters; anything sent is refused rather than ignored.
@@ -226,7 +251,7 @@ async fn cancel_in(
     conn: &mut PgConnection,
     post: &IdempotentPost,
     id: &str,
-) -> Result<(StatusCode, Payment), PaymentsError> {
+) -> Result<Changed<Payment>, PaymentsError> {
     let NoParameters {} = post.json()?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
         .await?
@@ -244,9 +269,13 @@ async fn cancel_in(
         object: serde_json::to_value(&payment)?,
         at: store::now(),
     };
-    store::settle_payment(conn, &payment, &event).await?;
+    let event = store::settle_payment(conn, &payment, event).await?;
     tracing::info!("canceled payment");
-    Ok((StatusCode::OK, payment))
+    Ok(Changed {
+        status: StatusCode::OK,
+        answer: payment,
+        event,
+    })
 }
 
 #[utoipa::path(
@@ -278,7 +307,7 @@ async fn refund_in(
     conn: &mut PgConnection,
     post: &IdempotentPost,
     id: &str,
-) -> Result<(StatusCode, Refund), PaymentsError> {
+) -> Result<Changed<Refund>, PaymentsError> {
     let request: CreateRefundRequest = post.json()?;
     let requested = request.amount.map(Amount::parse).transpose()?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
@@ -319,9 +348,13 @@ async fn refund_in(
         object: serde_json::to_value(&payment)?,
         at,
     };
-    store::refund_payment(conn, &refund, payment.amount_refunded, &event).await?;
+    let event = store::refund_payment(conn, &refund, payment.amount_refunded, event).await?;
     tracing::info!(refund_id = %refund.id, amount, "refunded payment");
-    Ok((StatusCode::CREATED, refund))
+    Ok(Changed {
+        status: StatusCode::CREATED,
+        answer: refund,
+        event,
+    })
 }
 
 #[utoipa::path(

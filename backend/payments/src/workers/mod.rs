@@ -1,4 +1,4 @@
-//! The background tasks `build` starts: the event publisher, the ledger
+//! The background tasks `build` starts: the event publisher (its two paths), the ledger
 //! posting worker and the idempotency-key purge. Each stops on shutdown.
 
 pub mod ledger_client;
@@ -12,11 +12,21 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 
 pub use ledger_client::LedgerClient;
+pub use publisher::PUBLISH_NOW_WITHIN;
 
 /// How often the purge of expired idempotency keys runs.
 const PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 pub fn spawn(state: &AppState, config: &crate::PaymentsSettings, shutdown: CancellationToken) {
+    if let Some(committed) = state.events.take_receiver() {
+        tokio::spawn(publisher::run_committed(
+            state.db.clone(),
+            config.redis.url.clone(),
+            config.redis.keys(),
+            committed,
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(publisher::run(
         state.db.clone(),
         config.redis.url.clone(),

@@ -1,26 +1,39 @@
-//! Moves committed events from the outbox table to the Redis events channel.
+//! Moves committed events from the outbox table to the Redis events channel,
+//! by two paths.
 //!
-//! A batch is locked with `FOR UPDATE SKIP LOCKED`, so several publisher
-//! processes share the work and never hold the same event. Within a batch an
-//! owner's events are published only from that owner's oldest unpublished
-//! one on, without gaps: when another publisher holds an earlier event of the
-//! owner, this one leaves the owner alone until that event is out, so each
-//! owner's events reach Redis in sequence order. The batch goes out as one
-//! MULTI/EXEC, all or nothing, and is marked published only after Redis took
-//! it; a Redis outage leaves the rows unpublished to be retried with backoff.
+//! **At once.** A request that committed a change hands its event to
+//! `run_committed`, which publishes whatever has queued up in one pipeline
+//! and then marks those rows published. Nothing is read back from the
+//! database first, so an event leaves in one Redis round trip after its
+//! commit. Two requests of one owner can hand over their events in either
+//! order, and so can two payments processes: the gateway puts each owner's
+//! stream back in sequence order, fetching from the outbox anything that has
+//! not reached it yet, and drops what it has already sent.
 //!
-//! Latency: a committed request wakes the publisher at once, and a batch
-//! that was not full is followed by no pause, so an event leaves in the few
-//! round trips of one batch. The bookkeeping transaction (the published and
-//! quarantined marks) commits without waiting for its WAL flush
-//! (`synchronous_commit = off`): a mark lost to a crash only makes the event
-//! go out again, which the gateway and every client drop by its sequence.
-//! The events themselves are committed durably by the requests that made them.
+//! **The sweep.** `run` publishes every row still unmarked some time after it
+//! was written: what the first path never got (a crash between commit and
+//! hand-over, a full queue) or could not send (a Redis outage). A batch is
+//! locked with `FOR UPDATE SKIP LOCKED`, so several publisher processes
+//! share the work and never hold the same event. Within a batch an owner's
+//! events are published only from that owner's oldest unpublished one on,
+//! without gaps: when another publisher holds an earlier event of the owner,
+//! this one leaves the owner alone until that event is out. The batch goes
+//! out as one MULTI/EXEC, all or nothing, and is marked published only after
+//! Redis took it; a Redis outage leaves the rows unpublished to be retried
+//! with backoff. The sweep also sends the resends users ask for, as soon as
+//! they ask.
+//!
+//! The published and quarantined marks commit without waiting for their WAL
+//! flush (`synchronous_commit = off`): a mark lost to a crash only makes the
+//! event go out again, which the gateway and every client drop by its
+//! sequence. The events themselves are committed durably by the requests
+//! that made them.
 //!
 //! A row that cannot become a message (an unknown type, say, written by a
-//! newer version or by hand) is quarantined: marked with the reason, logged
-//! and counted, and skipped from then on, so that one bad row does not stall
-//! every user's events behind it. Its owner's later events go out after it.
+//! newer version or by hand) is quarantined by the sweep: marked with the
+//! reason, logged and counted, and skipped from then on, so that one bad row
+//! does not stall every user's events behind it. Its owner's later events go
+//! out after it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,15 +46,25 @@ use platform::error::error_chain;
 use platform::redis::Keys;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, pause, sleep};
 use crate::state::Wakeups;
 
 const BATCH: i64 = 500;
-/// How often to look for events when nothing woke the publisher, e.g.
-/// events written by another process.
+/// How often the sweep looks for events that were not published at once.
 const POLL: Duration = Duration::from_millis(500);
+/// How old an unmarked row must be before the sweep takes it. The first
+/// path is done with an event well before then (it publishes nothing older
+/// than `PUBLISH_NOW_WITHIN`, within `REDIS_TIMEOUT`), so that the two
+/// paths rarely send one event twice.
+const SWEEP_AFTER: Duration = Duration::from_secs(1);
+/// The first path leaves an event that waited longer than this (behind a
+/// Redis outage, say) to the sweep.
+pub const PUBLISH_NOW_WITHIN: Duration = Duration::from_millis(500);
+/// How long the first path waits on Redis before it leaves a batch to the sweep.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// Opens the publisher's transactions: its marks need no WAL flush (see above).
 const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
@@ -173,9 +196,11 @@ async fn publish_events(
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, owner_id, sequence, type, object, created_at FROM events
          WHERE published_at IS NULL AND quarantined_at IS NULL
+           AND created_at < now() - make_interval(secs => $2)
          ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(BATCH)
+    .bind(SWEEP_AFTER.as_secs_f64())
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
@@ -286,4 +311,88 @@ async fn publish_resends(
         .await?;
     tx.commit().await?;
     Ok(resend_ids.len())
+}
+
+/// Publishes events as their requests hand them over, a pipeline of whatever
+/// has queued meanwhile at a time, and marks them published. A batch that
+/// Redis does not take in time is left to the sweep.
+pub async fn run_committed(
+    db: PgPool,
+    redis_url: String,
+    keys: Keys,
+    mut committed: mpsc::Receiver<PublishedEvent>,
+    shutdown: CancellationToken,
+) {
+    let channel = keys.events();
+    let mut redis: Option<ConnectionManager> = None;
+    let mut batch = Vec::with_capacity(BATCH as usize);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = committed.recv_many(&mut batch, BATCH as usize) => if received == 0 {
+                return;
+            },
+        }
+        let oldest_allowed = Utc::now() - chrono::TimeDelta::from_std(PUBLISH_NOW_WITHIN).unwrap_or_default();
+        batch.retain(|published| published.event.created_at >= oldest_allowed);
+        if batch.is_empty() {
+            continue;
+        }
+        let published = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            publish_now(&mut redis, &redis_url, &channel, &batch),
+        )
+        .await;
+        match published {
+            Ok(Ok(())) => {
+                crate::failpoints::die_at(crate::failpoints::EVENTS_PUBLISHED);
+                metrics::counter!("payments_events_published_total").increment(batch.len() as u64);
+                let ids: Vec<&str> = batch.iter().map(|p| p.event.id.as_str()).collect();
+                if let Err(e) = mark_published(&db, &ids).await {
+                    // Unmarked, they go out again from the sweep: a copy
+                    // that the gateway drops by sequence.
+                    tracing::warn!(error = %e, events = ids.len(), "could not mark published events");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, events = batch.len(), "events left to the sweep");
+                redis = None;
+            }
+            Err(_) => {
+                tracing::debug!(events = batch.len(), "Redis too slow; events left to the sweep");
+                redis = None;
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn publish_now(
+    redis: &mut Option<ConnectionManager>,
+    redis_url: &str,
+    channel: &str,
+    batch: &[PublishedEvent],
+) -> Result<(), PublishError> {
+    let connection = match redis {
+        Some(connection) => connection,
+        None => redis.insert(platform::redis::connect(redis_url).await?),
+    };
+    let mut pipe = redis::pipe();
+    for published in batch {
+        pipe.cmd("PUBLISH")
+            .arg(channel)
+            .arg(serde_json::to_string(published)?)
+            .ignore();
+    }
+    pipe.query_async::<()>(connection).await?;
+    Ok(())
+}
+
+async fn mark_published(db: &PgPool, ids: &[&str]) -> sqlx::Result<()> {
+    let mut tx = db.begin_with(BEGIN_UNFLUSHED).await?;
+    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }

@@ -84,6 +84,103 @@ async fn a_stream_carries_only_its_owners_events_in_order_and_filters_by_type() 
     assert!(refused.is_err(), "a stream needs a valid key");
 }
 
+/// Payments publishes each event as soon as its request commits, so two of
+/// an owner's events can reach the gateway in either order, and the outbox's
+/// sweep can send one again. The stream still sends each once, in sequence:
+/// an event that arrives before an earlier one waits for it to be fetched.
+#[tokio::test]
+async fn events_that_arrive_out_of_order_or_twice_are_sent_once_in_sequence() {
+    use secrecy::ExposeSecret;
+    let stack = TestStack::start().await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let mut stream = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    assert_eq!(next_frame(&mut stream).await.expect("ready")["type"], "ready");
+
+    // Two events committed as requests commit them; only the second has
+    // reached Redis so far.
+    let db = sqlx::PgPool::connect(stack.config.payments.database.url.expose_secret())
+        .await
+        .expect("payments database");
+    sqlx::query("INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 2)")
+        .bind(&ada.user_id)
+        .execute(&db)
+        .await
+        .expect("sequence");
+    for sequence in 1..=2_i64 {
+        sqlx::query(
+            "INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at, published_at)
+             VALUES ($1, $2, $3, 'payment.created', $4, $5, now(), now())",
+        )
+        .bind(format!("evt_test{sequence:08}"))
+        .bind(&ada.user_id)
+        .bind(sequence)
+        .bind(format!("pay_{sequence}"))
+        .bind(json!({"id": format!("pay_{sequence}")}))
+        .execute(&db)
+        .await
+        .expect("an event");
+    }
+    publish(
+        &stack,
+        [for_owner(&ada.user_id, event(2, EventType::PaymentCreated, 0))],
+    )
+    .await;
+    for expected in 1..=2 {
+        let frame = next_frame(&mut stream).await.expect("an event");
+        assert_eq!(frame["event"]["sequence"], expected, "{frame}");
+        assert_eq!(frame["event"]["id"], format!("evt_test{expected:08}"));
+    }
+
+    // The first one's late copy and a second copy of the second are dropped.
+    publish(
+        &stack,
+        [
+            for_owner(&ada.user_id, event(1, EventType::PaymentCreated, 0)),
+            for_owner(&ada.user_id, event(2, EventType::PaymentCreated, 0)),
+            for_owner(&ada.user_id, event(3, EventType::PaymentCreated, 0)),
+        ],
+    )
+    .await;
+    let frame = next_frame(&mut stream).await.expect("an event");
+    assert_eq!(frame["event"]["sequence"], 3, "{frame}");
+}
+
+/// Many payments of one owner confirmed at once: their events reach the
+/// stream in sequence order, each exactly once.
+#[tokio::test]
+async fn concurrent_payments_of_one_owner_stream_in_sequence() {
+    const PAYMENTS: usize = 40;
+    let stack = TestStack::start_with(|c| c.gateway.rate_limit_per_minute = 10_000).await;
+    let client = Client::new(&stack);
+    let ada = client.developer("ada@example.com").await;
+    let mut stream = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
+    assert_eq!(next_frame(&mut stream).await.expect("ready")["type"], "ready");
+    let api = client::Client::new(&stack.gateway_url()).expect("client");
+    let order = contract::payments::CreatePaymentRequest {
+        amount: 1000,
+        currency: "usd".into(),
+        description: None,
+        metadata: None,
+        customer_email: None,
+    };
+    let work = (0..PAYMENTS).map(|_| async {
+        let payment = api
+            .create_payment(&ada.api_key, &order, None)
+            .await
+            .expect("created")
+            .value;
+        api.confirm_payment(&ada.api_key, &payment.id, "pm_card_visa", None)
+            .await
+            .expect("confirmed");
+    });
+    futures::future::join_all(work).await;
+    for expected in 1..=(2 * PAYMENTS as i64) {
+        let frame = next_frame(&mut stream).await.expect("an event");
+        assert_eq!(frame["event"]["sequence"], expected, "{frame}");
+    }
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     const EVENTS: i64 = 12_000;

@@ -2,6 +2,14 @@
 //! names the last event it saw gets every later event exactly once: the
 //! stream subscribes to live events first, replays the gap from payments,
 //! then goes live, dropping what the replay already sent.
+//!
+//! Live events can reach the gateway out of order (payments publishes each
+//! one as soon as its request commits, and two requests of one owner finish
+//! in either order) and more than once (the outbox's sweep may send one
+//! again). A stream sends each owner's events in sequence order all the
+//! same: an event past the next expected sequence first fetches the ones
+//! before it from payments, and an event at or below the last one sent is
+//! dropped.
 
 pub mod hub;
 pub mod listener;
@@ -106,9 +114,10 @@ pub async fn handler(
         .hub
         .subscribe(&principal.user_id, principal.key_id.as_deref())
         .ok_or(GatewayError::InvalidApiKey)?;
-    let after = match &params.last_event_id {
-        Some(id) => Some(event_sequence(&state, &principal, id).await?),
-        None => after_sequence,
+    let start = match (&params.last_event_id, after_sequence) {
+        (Some(id), _) => Start::ReplayAfter(event_sequence(&state, &principal, id).await?),
+        (None, Some(sequence)) => Start::ReplayAfter(sequence),
+        (None, None) => Start::LiveAfter(newest_sequence(&state, &principal).await),
     };
     // A client sends nothing but pongs and a close, so the read buffer
     // needs only a few small frames, not the 128 KiB WebSocket libraries
@@ -127,7 +136,7 @@ pub async fn handler(
                 types,
             },
         }
-        .run(subscription, slot, after, closes_at)
+        .run(subscription, slot, start, closes_at)
         .await;
     }))
 }
@@ -169,6 +178,42 @@ async fn event_sequence(state: &AppState, principal: &Principal, id: &str) -> Re
     Ok(event.sequence)
 }
 
+/// The newest sequence of the caller's events, which a stream that replays
+/// nothing starts after; unknown while payments cannot say, and then the
+/// first live event sets it.
+async fn newest_sequence(state: &AppState, principal: &Principal) -> Option<i64> {
+    let response = state
+        .http
+        .get(format!("{}/v1/events", state.upstreams.payments))
+        .query(&[("limit", "1")])
+        .header(
+            platform::internal_token::HEADER,
+            state.token_cache.token_for(&caller(principal)),
+        )
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    let newest: Result<List<Event>, reqwest::Error> = match response {
+        Ok(response) => response.json().await,
+        Err(e) => Err(e),
+    };
+    match newest {
+        Ok(list) => Some(list.data.first().map_or(0, |event| event.sequence)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the newest event; the stream starts at its first live event");
+            None
+        }
+    }
+}
+
+/// Where a stream begins: after a replay of what the client missed, or live
+/// after the newest event when it opened.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    ReplayAfter(i64),
+    LiveAfter(Option<i64>),
+}
+
 struct Stream {
     socket: WebSocket,
     subscriber: Subscriber,
@@ -196,10 +241,10 @@ impl Stream {
         mut self,
         mut subscription: Subscription,
         _slot: StreamSlot,
-        after: Option<i64>,
+        start: Start,
         closes_at: tokio::time::Instant,
     ) {
-        let end = match self.stream(&mut subscription, after, closes_at).await {
+        let end = match self.stream(&mut subscription, start, closes_at).await {
             Ok(end) => end,
             Err(end) => end,
         };
@@ -215,28 +260,18 @@ impl Stream {
     async fn stream(
         &mut self,
         subscription: &mut Subscription,
-        after: Option<i64>,
+        start: Start,
         closes_at: tokio::time::Instant,
     ) -> Result<StreamEnd, StreamEnd> {
-        let mut last_sent = after.unwrap_or(0);
-        let mut replayed = 0;
-        if let Some(after) = after {
-            let mut cursor = after;
-            loop {
-                let page = self.subscriber.missed_since(cursor).await?;
-                for event in page.data {
-                    cursor = event.sequence;
-                    if self.subscriber.wanted(&event) {
-                        self.send(&StreamFrame::Event { event, resend: false }).await?;
-                        replayed += 1;
-                    }
-                }
-                if !page.has_more {
-                    break;
-                }
+        // The sequence of the last event sent or skipped; the next one sent
+        // is always the one after it.
+        let (mut last_sent, replayed) = match start {
+            Start::ReplayAfter(after) => {
+                let (cursor, replayed) = self.send_missed(after).await?;
+                (Some(cursor), replayed)
             }
-            last_sent = cursor;
-        }
+            Start::LiveAfter(newest) => (newest, 0),
+        };
         self.send(&StreamFrame::Ready { replayed }).await?;
 
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -256,11 +291,21 @@ impl Stream {
                         return Ok(closing(subscription.ended.try_recv().unwrap_or(Ended::Restart)));
                     };
                     if !published.resend {
-                        // Already sent by the replay, or out of date.
-                        if published.event.sequence <= last_sent {
-                            continue;
+                        let sequence = published.event.sequence;
+                        match last_sent {
+                            // Already sent, by a replay or as a live event.
+                            Some(last) if sequence <= last => continue,
+                            // An earlier event is committed and not here yet.
+                            Some(last) if sequence > last + 1 => {
+                                let (cursor, _) = self.send_missed(last).await?;
+                                last_sent = Some(cursor);
+                                if sequence <= cursor {
+                                    continue;
+                                }
+                            }
+                            _ => {}
                         }
-                        last_sent = published.event.sequence;
+                        last_sent = Some(sequence);
                     }
                     if self.subscriber.wanted(&published.event) {
                         let frame = StreamFrame::Event { event: published.event.clone(), resend: published.resend };
@@ -278,6 +323,26 @@ impl Stream {
                     }
                     Some(Err(e)) => return Ok(receive_failed(&e)),
                 },
+            }
+        }
+    }
+
+    /// Sends every wanted event after `after` that payments has, oldest
+    /// first; answers the last sequence it read and how many it sent.
+    async fn send_missed(&mut self, after: i64) -> Result<(i64, u64), StreamEnd> {
+        let mut cursor = after;
+        let mut sent = 0;
+        loop {
+            let page = self.subscriber.missed_since(cursor).await?;
+            for event in page.data {
+                cursor = cursor.max(event.sequence);
+                if self.subscriber.wanted(&event) {
+                    self.send(&StreamFrame::Event { event, resend: false }).await?;
+                    sent += 1;
+                }
+            }
+            if !page.has_more {
+                return Ok((cursor, sent));
             }
         }
     }
