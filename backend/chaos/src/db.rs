@@ -41,9 +41,8 @@ pub struct Backlog {
 
 pub async fn backlog(payments: &PgPool) -> anyhow::Result<Backlog> {
     let (unpublished, quarantined): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE published_at IS NULL AND quarantined_at IS NULL),
-                count(*) FILTER (WHERE quarantined_at IS NOT NULL)
-         FROM events",
+        "SELECT (SELECT count(*) FROM event_outbox),
+                (SELECT count(*) FROM events WHERE quarantined_at IS NOT NULL)",
     )
     .fetch_one(payments)
     .await

@@ -134,17 +134,22 @@ pub struct NewEvent<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Appends the event to its owner's stream, as the tail of a change's
-/// statement. Bumping the owner's counter row locks it until the transaction
-/// ends, so sequences are gapless and a later sequence never commits before
-/// an earlier one; being the last write of the transaction keeps that lock short.
+/// Appends the event to its owner's stream, and to the outbox until it is
+/// published, as the tail of a change's statement. Bumping the owner's
+/// counter row locks it until the transaction ends, so sequences are gapless
+/// and a later sequence never commits before an earlier one; being the last
+/// write of the transaction keeps that lock short.
 const APPEND_EVENT: &str = "seq AS (
         INSERT INTO event_sequences (owner_id, last_sequence) VALUES ($1, 1)
         ON CONFLICT (owner_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
         RETURNING last_sequence
+    ), appended AS (
+        INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
+        SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq
+        RETURNING id, owner_id, sequence, position, created_at
     )
-    INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
-    SELECT $2, $1, last_sequence, $3, $4, $5, $6 FROM seq
+    INSERT INTO event_outbox (owner_id, sequence, event_id, position, created_at)
+    SELECT owner_id, sequence, id, position, created_at FROM appended
     RETURNING sequence";
 
 /// Runs a change and its event as one statement (one round trip, one

@@ -296,7 +296,7 @@ async fn wait_for_outboxes(pool: &PgPool) -> anyhow::Result<()> {
     loop {
         let (postings, events): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM ledger_postings WHERE posted_at IS NULL),
-                    (SELECT count(*) FROM events WHERE published_at IS NULL)",
+                    (SELECT count(*) FROM event_outbox)",
         )
         .fetch_one(pool)
         .await?;

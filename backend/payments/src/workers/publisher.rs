@@ -3,35 +3,36 @@
 //!
 //! **At once.** A request that committed a change hands its event to
 //! `run_committed`, which publishes whatever has queued up in one pipeline
-//! and then marks those rows published. Nothing is read back from the
+//! and then deletes those events from the outbox (`event_outbox`; the events
+//! themselves are never updated). Nothing is read back from the
 //! database first, so an event leaves in one Redis round trip after its
 //! commit. Two requests of one owner can hand over their events in either
 //! order, and so can two payments processes: the gateway puts each owner's
 //! stream back in sequence order, fetching from the outbox anything that has
 //! not reached it yet, and drops what it has already sent.
 //!
-//! **The sweep.** `run` publishes every row still unmarked some time after it
-//! was written: what the first path never got (a crash between commit and
+//! **The sweep.** `run` publishes every event still in the outbox some time
+//! after it was written: what the first path never got (a crash between commit and
 //! hand-over, a full queue) or could not send (a Redis outage). A batch is
 //! locked with `FOR UPDATE SKIP LOCKED`, so several publisher processes
 //! share the work and never hold the same event. Within a batch an owner's
 //! events are published only from that owner's oldest unpublished one on,
 //! without gaps: when another publisher holds an earlier event of the owner,
 //! this one leaves the owner alone until that event is out. The batch goes
-//! out as one MULTI/EXEC, all or nothing, and is marked published only after
+//! out as one MULTI/EXEC, all or nothing, and leaves the outbox only after
 //! Redis took it; a Redis outage leaves the rows unpublished to be retried
 //! with backoff. The sweep also sends the resends users ask for, as soon as
 //! they ask.
 //!
-//! The published and quarantined marks commit without waiting for their WAL
-//! flush (`synchronous_commit = off`): a mark lost to a crash only makes the
-//! event go out again, which the gateway and every client drop by its
+//! The removals from the outbox and the quarantine marks commit without
+//! waiting for their WAL flush (`synchronous_commit = off`): a removal lost
+//! to a crash only makes the event go out again, which the gateway and every client drop by its
 //! sequence. The events themselves are committed durably by the requests
 //! that made them.
 //!
 //! A row that cannot become a message (an unknown type, say, written by a
 //! newer version or by hand) is quarantined by the sweep: marked with the
-//! reason, logged and counted, and skipped from then on, so that one bad row
+//! reason, logged and counted, and taken out of the outbox, so that one bad row
 //! does not stall every user's events behind it. Its owner's later events go
 //! out after it.
 
@@ -55,7 +56,7 @@ use crate::state::Wakeups;
 const BATCH: i64 = 500;
 /// How often the sweep looks for events that were not published at once.
 const POLL: Duration = Duration::from_millis(500);
-/// How old an unmarked row must be before the sweep takes it. The first
+/// How long an event must have been in the outbox before the sweep takes it. The first
 /// path is done with an event well before then (it publishes nothing older
 /// than `PUBLISH_NOW_WITHIN`, within `REDIS_TIMEOUT`), so that the two
 /// paths rarely send one event twice.
@@ -65,7 +66,7 @@ const SWEEP_AFTER: Duration = Duration::from_secs(1);
 pub const PUBLISH_NOW_WITHIN: Duration = Duration::from_millis(500);
 /// How long the first path waits on Redis before it leaves a batch to the sweep.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// Opens the publisher's transactions: its marks need no WAL flush (see above).
+/// Opens the publisher's transactions: its bookkeeping needs no WAL flush (see above).
 const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 #[derive(Debug, thiserror::Error)]
@@ -194,10 +195,10 @@ async fn publish_events(
 ) -> Result<usize, PublishError> {
     let mut tx = db.begin_with(BEGIN_UNFLUSHED).await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, owner_id, sequence, type, object, created_at FROM events
-         WHERE published_at IS NULL AND quarantined_at IS NULL
-           AND created_at < now() - make_interval(secs => $2)
-         ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "SELECT e.id, e.owner_id, e.sequence, e.type, e.object, e.created_at
+         FROM event_outbox o JOIN events e ON e.id = o.event_id
+         WHERE o.created_at < now() - make_interval(secs => $2)
+         ORDER BY o.position LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
     )
     .bind(BATCH)
     .bind(SWEEP_AFTER.as_secs_f64())
@@ -210,8 +211,7 @@ async fn publish_events(
     owners.sort_unstable();
     owners.dedup();
     let heads: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT owner_id, min(sequence) FROM events
-         WHERE published_at IS NULL AND quarantined_at IS NULL AND owner_id = ANY($1) GROUP BY owner_id",
+        "SELECT owner_id, min(sequence) FROM event_outbox WHERE owner_id = ANY($1) GROUP BY owner_id",
     )
     .bind(&owners)
     .fetch_all(&mut *tx)
@@ -219,7 +219,7 @@ async fn publish_events(
     // The next sequence each owner may publish; an owner whose next event is
     // held elsewhere is left out of this batch entirely.
     let mut next: HashMap<String, Option<i64>> = heads.into_iter().map(|(o, s)| (o, Some(s))).collect();
-    let mut ids = Vec::with_capacity(rows.len());
+    let mut published = Published::default();
     let mut messages = Vec::with_capacity(rows.len());
     let mut quarantined = crate::store::KeyedValues::default();
     for row in rows {
@@ -232,9 +232,10 @@ async fn publish_events(
         *expected = Some(row.sequence + 1);
         let id = row.id.clone();
         let owner_id = row.owner_id.clone();
+        let sequence = row.sequence;
         match row.message(false) {
             Ok(message) => {
-                ids.push(id);
+                published.push(&owner_id, sequence);
                 messages.push(message);
             }
             Err(e) => {
@@ -246,8 +247,13 @@ async fn publish_events(
     }
     if !quarantined.is_empty() {
         sqlx::query(
-            "UPDATE events e SET quarantined_at = now(), quarantine_reason = q.reason
-             FROM UNNEST($1::TEXT[], $2::TEXT[]) AS q(id, reason) WHERE e.id = q.id",
+            "WITH marked AS (
+                 UPDATE events e SET quarantined_at = now(), quarantine_reason = q.reason
+                 FROM UNNEST($1::TEXT[], $2::TEXT[]) AS q(id, reason) WHERE e.id = q.id
+                 RETURNING e.owner_id, e.sequence
+             )
+             DELETE FROM event_outbox o USING marked m
+             WHERE o.owner_id = m.owner_id AND o.sequence = m.sequence",
         )
         .bind(&quarantined.keys)
         .bind(&quarantined.values)
@@ -266,10 +272,7 @@ async fn publish_events(
     }
     pipe.query_async::<()>(redis).await?;
     crate::failpoints::die_at(crate::failpoints::EVENTS_PUBLISHED);
-    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    published.delete_from_outbox(&mut tx).await?;
     tx.commit().await?;
     Ok(messages.len())
 }
@@ -285,7 +288,8 @@ async fn publish_resends(
     let rows: Vec<ResendRow> = sqlx::query_as(
         "SELECT r.id AS resend_id, e.id, e.owner_id, e.sequence, e.type, e.object, e.created_at
          FROM event_resends r JOIN events e ON e.id = r.event_id
-         WHERE r.published_at IS NULL AND e.published_at IS NOT NULL
+         WHERE r.published_at IS NULL AND e.quarantined_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM event_outbox o WHERE o.owner_id = e.owner_id AND o.sequence = e.sequence)
          ORDER BY r.id LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
     )
     .bind(BATCH)
@@ -314,7 +318,7 @@ async fn publish_resends(
 }
 
 /// Publishes events as their requests hand them over, a pipeline of whatever
-/// has queued meanwhile at a time, and marks them published. A batch that
+/// has queued meanwhile at a time, and takes them out of the outbox. A batch that
 /// Redis does not take in time is left to the sweep.
 pub async fn run_committed(
     db: PgPool,
@@ -347,11 +351,14 @@ pub async fn run_committed(
             Ok(Ok(())) => {
                 crate::failpoints::die_at(crate::failpoints::EVENTS_PUBLISHED);
                 metrics::counter!("payments_events_published_total").increment(batch.len() as u64);
-                let ids: Vec<&str> = batch.iter().map(|p| p.event.id.as_str()).collect();
-                if let Err(e) = mark_published(&db, &ids).await {
-                    // Unmarked, they go out again from the sweep: a copy
-                    // that the gateway drops by sequence.
-                    tracing::warn!(error = %e, events = ids.len(), "could not mark published events");
+                let mut published = Published::default();
+                for event in &batch {
+                    published.push(&event.owner_id, event.event.sequence);
+                }
+                if let Err(e) = mark_published(&db, &published).await {
+                    // Still in the outbox, they go out again from the
+                    // sweep: a copy that the gateway drops by sequence.
+                    tracing::warn!(error = %e, events = batch.len(), "could not mark published events");
                 }
             }
             Ok(Err(e)) => {
@@ -388,11 +395,34 @@ async fn publish_now(
     Ok(())
 }
 
-async fn mark_published(db: &PgPool, ids: &[&str]) -> sqlx::Result<()> {
+async fn mark_published(db: &PgPool, published: &Published) -> sqlx::Result<()> {
     let mut tx = db.begin_with(BEGIN_UNFLUSHED).await?;
-    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?;
+    published.delete_from_outbox(&mut tx).await?;
     tx.commit().await
+}
+
+/// Events Redis has taken, by owner and sequence (the outbox's key).
+#[derive(Default)]
+struct Published {
+    owners: Vec<String>,
+    sequences: Vec<i64>,
+}
+
+impl Published {
+    fn push(&mut self, owner_id: &str, sequence: i64) {
+        self.owners.push(owner_id.to_owned());
+        self.sequences.push(sequence);
+    }
+
+    async fn delete_from_outbox(&self, conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+        sqlx::query(
+            "DELETE FROM event_outbox o USING UNNEST($1::TEXT[], $2::BIGINT[]) AS p(owner_id, sequence)
+             WHERE o.owner_id = p.owner_id AND o.sequence = p.sequence",
+        )
+        .bind(&self.owners)
+        .bind(&self.sequences)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }

@@ -97,8 +97,8 @@ async fn events_that_arrive_out_of_order_or_twice_are_sent_once_in_sequence() {
     let mut stream = open_stream(&stack, &ada.api_key, "").await.expect("stream opens");
     assert_eq!(next_frame(&mut stream).await.expect("ready")["type"], "ready");
 
-    // Two events committed as requests commit them; only the second has
-    // reached Redis so far.
+    // Two events committed as requests commit them (and left out of the
+    // outbox, as if published); only the second has reached Redis so far.
     let db = sqlx::PgPool::connect(stack.config.payments.database.url.expose_secret())
         .await
         .expect("payments database");
@@ -109,8 +109,8 @@ async fn events_that_arrive_out_of_order_or_twice_are_sent_once_in_sequence() {
         .expect("sequence");
     for sequence in 1..=2_i64 {
         sqlx::query(
-            "INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at, published_at)
-             VALUES ($1, $2, $3, 'payment.created', $4, $5, now(), now())",
+            "INSERT INTO events (id, owner_id, sequence, type, object_id, object, created_at)
+             VALUES ($1, $2, $3, 'payment.created', $4, $5, now())",
         )
         .bind(format!("evt_test{sequence:08}"))
         .bind(&ada.user_id)
