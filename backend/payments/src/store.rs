@@ -152,13 +152,32 @@ const APPEND_EVENT: &str = "seq AS (
     SELECT owner_id, sequence, id, position, created_at FROM appended
     RETURNING sequence";
 
-/// Runs a change and its event as one statement (one round trip, one
-/// snapshot); `bind` adds the change's own parameters from `$7` on. Answers
-/// the event as it will be published once the transaction commits.
+/// The primary key a second request under the same key collides with.
+pub const IDEMPOTENCY_KEYS_PKEY: &str = "idempotency_keys_pkey";
+
+/// A change's statement: its own CTEs (parameters `$7` to `$last`), then
+/// the answer kept under the request's idempotency key when there is one
+/// (the six parameters after them), then its event.
+fn change_statement(change: &str, last: usize) -> String {
+    let key = last + 1;
+    let (method, path, hash, status, body) = (key + 1, key + 2, key + 3, key + 4, key + 5);
+    format!(
+        "WITH {change}, answered AS (
+             INSERT INTO idempotency_keys (owner_id, key, method, path, body_hash, response_status, response_body)
+             SELECT $1, ${key}, ${method}, ${path}, ${hash}, ${status}, ${body} WHERE ${key}::TEXT IS NOT NULL
+         ), {APPEND_EVENT}"
+    )
+}
+
+/// Runs a change, the answer to keep and the change's event as one
+/// statement (one round trip, one snapshot); `bind` adds the change's own
+/// parameters from `$7` on. Answers the event as it will be published once
+/// the transaction commits.
 async fn change_with_event<'q>(
     conn: &mut PgConnection,
     sql: &'q str,
     event: NewEvent<'_>,
+    answer: Option<StoredAnswer<'_>>,
     bind: impl FnOnce(QueryScalar<'q, Postgres, i64, PgArguments>) -> QueryScalar<'q, Postgres, i64, PgArguments>,
 ) -> sqlx::Result<PublishedEvent> {
     let id = platform::ids::new_id(contract::ids::EVENT);
@@ -169,7 +188,15 @@ async fn change_with_event<'q>(
         .bind(event.object_id.to_owned())
         .bind(Json(event.object.clone()))
         .bind(event.at);
-    let sequence = bind(query).fetch_one(conn).await?;
+    let sequence = bind(query)
+        .bind(answer.as_ref().map(|a| a.key.to_owned()))
+        .bind(answer.as_ref().map(|a| a.method.to_owned()))
+        .bind(answer.as_ref().map(|a| a.path.to_owned()))
+        .bind(answer.as_ref().map(|a| a.body_hash.to_vec()))
+        .bind(answer.as_ref().map(|a| a.status))
+        .bind(answer.as_ref().map(|a| a.body.to_vec()))
+        .fetch_one(conn)
+        .await?;
     Ok(PublishedEvent {
         owner_id: event.owner_id.to_owned(),
         event: Event {
@@ -185,12 +212,13 @@ async fn change_with_event<'q>(
 }
 
 static CREATE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH created AS (
+    change_statement(
+        "created AS (
              INSERT INTO payments (id, owner_id, amount, currency, status, description, metadata,
                                    customer_email, created_at, updated_at)
              VALUES ($7, $1, $8, $9, $10, $11, $12, $13, $6, $6)
-         ), {APPEND_EVENT}"
+         )",
+        13,
     )
 });
 
@@ -199,8 +227,9 @@ pub async fn create_payment(
     conn: &mut PgConnection,
     payment: &Payment,
     event: NewEvent<'_>,
+    answer: Option<StoredAnswer<'_>>,
 ) -> sqlx::Result<PublishedEvent> {
-    change_with_event(conn, &CREATE_PAYMENT, event, |query| {
+    change_with_event(conn, &CREATE_PAYMENT, event, answer, |query| {
         query
             .bind(payment.id.clone())
             .bind(payment.amount)
@@ -214,15 +243,16 @@ pub async fn create_payment(
 }
 
 static SETTLE_PAYMENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH settled AS (
+    change_statement(
+        "settled AS (
              UPDATE payments SET status = $8, payment_method = $9, failure_code = $10,
                                  failure_message = $11, fee = $14, updated_at = $6
              WHERE id = $7
          ), owed AS (
              INSERT INTO ledger_postings (reference, kind, payment_id, merchant_id, amount, currency, fee)
              SELECT $7, 'payment', $7, $1, $12, $13, $14 WHERE $8 = 'succeeded'
-         ), {APPEND_EVENT}"
+         )",
+        14,
     )
 });
 
@@ -233,8 +263,9 @@ pub async fn settle_payment(
     conn: &mut PgConnection,
     payment: &Payment,
     event: NewEvent<'_>,
+    answer: Option<StoredAnswer<'_>>,
 ) -> sqlx::Result<PublishedEvent> {
-    change_with_event(conn, &SETTLE_PAYMENT, event, |query| {
+    change_with_event(conn, &SETTLE_PAYMENT, event, answer, |query| {
         query
             .bind(payment.id.clone())
             .bind(payment.status.as_str())
@@ -249,8 +280,8 @@ pub async fn settle_payment(
 }
 
 static REFUND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH paid AS (
+    change_statement(
+        "paid AS (
              UPDATE payments SET amount_refunded = $9, updated_at = $6 WHERE id = $8
          ), refunded AS (
              INSERT INTO refunds (id, payment_id, owner_id, amount, currency, created_at)
@@ -258,7 +289,8 @@ static REFUND_PAYMENT: LazyLock<String> = LazyLock::new(|| {
          ), owed AS (
              INSERT INTO ledger_postings (reference, kind, payment_id, refund_id, merchant_id, amount, currency)
              VALUES ($7, 'refund', $8, $7, $1, $10, $11)
-         ), {APPEND_EVENT}"
+         )",
+        11,
     )
 });
 
@@ -269,8 +301,9 @@ pub async fn refund_payment(
     refund: &Refund,
     amount_refunded: i64,
     event: NewEvent<'_>,
+    answer: Option<StoredAnswer<'_>>,
 ) -> sqlx::Result<PublishedEvent> {
-    change_with_event(conn, &REFUND_PAYMENT, event, |query| {
+    change_with_event(conn, &REFUND_PAYMENT, event, answer, |query| {
         query
             .bind(refund.id.clone())
             .bind(refund.payment.clone())

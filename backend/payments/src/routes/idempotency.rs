@@ -194,19 +194,65 @@ impl IdempotentPost {
         }))
     }
 
+    /// The answer to give, serialised once: stored with the change it answers
+    /// (see `stored`) and sent as it was stored.
+    pub fn answer<T: Serialize>(&self, status: StatusCode, value: &T) -> Result<Answer, PaymentsError> {
+        Ok(Answer {
+            status,
+            body: Bytes::from(serde_json::to_vec(value)?),
+        })
+    }
+
+    /// What to keep under the request's key for `answer`; nothing without a key.
+    pub fn stored<'a>(&'a self, answer: &'a Answer) -> Option<store::StoredAnswer<'a>> {
+        self.key.as_ref().map(|key| store::StoredAnswer {
+            owner_id: &self.owner_id,
+            key: key.as_str(),
+            method: &self.method,
+            path: &self.path,
+            body_hash: &self.body_hash,
+            status: answer.status.as_u16() as i16,
+            body: answer.body.as_ref(),
+        })
+    }
+
     /// Ends the request: an answer that came from running it is stored under
     /// the key and committed with the effect; a refusal of the request's
     /// shape or a server error is not stored, and the transaction rolls back.
     pub async fn finish<T: Serialize>(
         &self,
-        mut tx: Transaction<'static, Postgres>,
+        tx: Transaction<'static, Postgres>,
         outcome: Result<(StatusCode, T), PaymentsError>,
     ) -> Result<Response, PaymentsError> {
-        let (status, body) = match outcome {
-            Ok((status, value)) => (status, Bytes::from(serde_json::to_vec(&value)?)),
+        let outcome = outcome.and_then(|(status, value)| self.answer(status, &value));
+        self.conclude(tx, outcome, AnswerStored::NotYet).await
+    }
+
+    /// As `finish`, for a change whose own statement stored its answer
+    /// (one round trip fewer).
+    pub async fn finish_stored(
+        &self,
+        tx: Transaction<'static, Postgres>,
+        outcome: Result<Answer, PaymentsError>,
+    ) -> Result<Response, PaymentsError> {
+        self.conclude(tx, outcome, AnswerStored::WithTheChange).await
+    }
+
+    async fn conclude(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        outcome: Result<Answer, PaymentsError>,
+        stored: AnswerStored,
+    ) -> Result<Response, PaymentsError> {
+        let (answer, stored) = match outcome {
+            Ok(answer) => (answer, stored),
             Err(e) if e.is_outcome() => {
                 let error = e.to_api_error();
-                (error.status, Bytes::from(serde_json::to_vec(&error.body)?))
+                let answer = Answer {
+                    status: error.status,
+                    body: Bytes::from(serde_json::to_vec(&error.body)?),
+                };
+                (answer, AnswerStored::NotYet)
             }
             Err(e) => {
                 // Release the key's lock now, not whenever the pool next
@@ -215,20 +261,16 @@ impl IdempotentPost {
                 return Err(e);
             }
         };
-        if let Some(key) = &self.key {
-            let answer = store::StoredAnswer {
-                owner_id: &self.owner_id,
-                key: key.as_str(),
-                method: &self.method,
-                path: &self.path,
-                body_hash: &self.body_hash,
-                status: status.as_u16() as i16,
-                body: body.as_ref(),
-            };
-            store::store_answer(&mut tx, &answer)
+        if stored == AnswerStored::NotYet
+            && let Some(kept) = self.stored(&answer)
+        {
+            store::store_answer(&mut tx, &kept)
                 .await
-                .on_constraint("idempotency_keys_pkey", |_| PaymentsError::IdempotencyKeyInUse)?;
+                .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+                    PaymentsError::IdempotencyKeyInUse
+                })?;
         }
+        let Answer { status, body } = answer;
         // Every POST ends here; the crash points name a confirm's steps.
         let confirming = cfg!(feature = "failpoints") && self.path.ends_with("/confirm");
         if confirming {
@@ -245,6 +287,18 @@ impl IdempotentPost {
         }
         .into_response())
     }
+}
+
+/// An answer, serialised.
+pub struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerStored {
+    NotYet,
+    WithTheChange,
 }
 
 /// What claiming a request's key decided: run it in this transaction, or

@@ -10,12 +10,13 @@ use contract::payments::{
     PaymentFilter, PaymentStatus, Refund, RefundStatus,
 };
 use contract::{ErrorBody, List};
+use platform::db::ResultExt;
 use platform::error::{Json, Query};
 use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::idempotency::{IdempotentPost, KeyClaim};
+use super::idempotency::{Answer, IdempotentPost, KeyClaim};
 use crate::domain::{
     Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
@@ -42,14 +43,10 @@ macro_rules! run_post {
             KeyClaim::Replay(stored) => return Ok(stored.into_response()),
         };
         let (outcome, event) = match $body.await {
-            Ok(Changed {
-                status,
-                answer,
-                event,
-            }) => (Ok((status, answer)), Some(event)),
+            Ok(Changed { answer, event }) => (Ok(answer), Some(event)),
             Err(e) => (Err(e), None),
         };
-        let response = $post.finish($tx, outcome).await?;
+        let response = $post.finish_stored($tx, outcome).await?;
         if let Some(event) = event {
             $state.events.committed(event);
         }
@@ -58,10 +55,10 @@ macro_rules! run_post {
     }};
 }
 
-/// What a POST that changed something answers, and the event it appended.
-struct Changed<T> {
-    status: StatusCode,
-    answer: T,
+/// What a POST that changed something answers (already stored under its
+/// key, with the change), and the event it appended.
+struct Changed {
+    answer: Answer,
     event: PublishedEvent,
 }
 
@@ -84,10 +81,7 @@ pub async fn create(State(state): State<AppState>, post: IdempotentPost) -> Resu
     run_post!(state, post, |tx| create_in(&mut tx, &post))
 }
 
-async fn create_in(
-    conn: &mut PgConnection,
-    post: &IdempotentPost,
-) -> Result<Changed<Payment>, PaymentsError> {
+async fn create_in(conn: &mut PgConnection, post: &IdempotentPost) -> Result<Changed, PaymentsError> {
     let request: CreatePaymentRequest = post.json()?;
     let amount = Amount::parse(request.amount)?;
     let currency = Currency::parse(&request.currency)?;
@@ -128,13 +122,14 @@ async fn create_in(
         object: serde_json::to_value(&payment)?,
         at,
     };
-    let event = store::create_payment(conn, &payment, event).await?;
+    let answer = post.answer(StatusCode::CREATED, &payment)?;
+    let event = store::create_payment(conn, &payment, event, post.stored(&answer))
+        .await
+        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+            PaymentsError::IdempotencyKeyInUse
+        })?;
     tracing::info!(payment_id = %payment.id, amount = payment.amount, currency = %payment.currency, "created payment");
-    Ok(Changed {
-        status: StatusCode::CREATED,
-        answer: payment,
-        event,
-    })
+    Ok(Changed { answer, event })
 }
 
 #[utoipa::path(
@@ -167,7 +162,7 @@ async fn confirm_in(
     post: &IdempotentPost,
     id: &str,
     fees: &FeeSchedule,
-) -> Result<Changed<Payment>, PaymentsError> {
+) -> Result<Changed, PaymentsError> {
     let request: ConfirmPaymentRequest = post.json()?;
     let method = TestPaymentMethod::parse(&request.payment_method)?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
@@ -208,14 +203,15 @@ async fn confirm_in(
         object: serde_json::to_value(&payment)?,
         at: store::now(),
     };
-    let event = store::settle_payment(conn, &payment, event).await?;
+    let answer = post.answer(StatusCode::OK, &payment)?;
+    let event = store::settle_payment(conn, &payment, event, post.stored(&answer))
+        .await
+        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+            PaymentsError::IdempotencyKeyInUse
+        })?;
     failpoints::die_at(failpoints::CONFIRM_SETTLED);
     tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
-    Ok(Changed {
-        status: StatusCode::OK,
-        answer: payment,
-        event,
-    })
+    Ok(Changed { answer, event })
 }
 
 /// Cancel takes no parameters; anything sent is refused rather than ignored.
@@ -251,7 +247,7 @@ async fn cancel_in(
     conn: &mut PgConnection,
     post: &IdempotentPost,
     id: &str,
-) -> Result<Changed<Payment>, PaymentsError> {
+) -> Result<Changed, PaymentsError> {
     let NoParameters {} = post.json()?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
         .await?
@@ -269,13 +265,14 @@ async fn cancel_in(
         object: serde_json::to_value(&payment)?,
         at: store::now(),
     };
-    let event = store::settle_payment(conn, &payment, event).await?;
+    let answer = post.answer(StatusCode::OK, &payment)?;
+    let event = store::settle_payment(conn, &payment, event, post.stored(&answer))
+        .await
+        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+            PaymentsError::IdempotencyKeyInUse
+        })?;
     tracing::info!("canceled payment");
-    Ok(Changed {
-        status: StatusCode::OK,
-        answer: payment,
-        event,
-    })
+    Ok(Changed { answer, event })
 }
 
 #[utoipa::path(
@@ -307,7 +304,7 @@ async fn refund_in(
     conn: &mut PgConnection,
     post: &IdempotentPost,
     id: &str,
-) -> Result<Changed<Refund>, PaymentsError> {
+) -> Result<Changed, PaymentsError> {
     let request: CreateRefundRequest = post.json()?;
     let requested = request.amount.map(Amount::parse).transpose()?;
     let mut payment = store::lock_payment(conn, &post.owner_id, id)
@@ -348,13 +345,20 @@ async fn refund_in(
         object: serde_json::to_value(&payment)?,
         at,
     };
-    let event = store::refund_payment(conn, &refund, payment.amount_refunded, event).await?;
-    tracing::info!(refund_id = %refund.id, amount, "refunded payment");
-    Ok(Changed {
-        status: StatusCode::CREATED,
-        answer: refund,
+    let answer = post.answer(StatusCode::CREATED, &refund)?;
+    let event = store::refund_payment(
+        conn,
+        &refund,
+        payment.amount_refunded,
         event,
-    })
+        post.stored(&answer),
+    )
+    .await
+    .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+        PaymentsError::IdempotencyKeyInUse
+    })?;
+    tracing::info!(refund_id = %refund.id, amount, "refunded payment");
+    Ok(Changed { answer, event })
 }
 
 #[utoipa::path(
