@@ -264,11 +264,7 @@ impl IdempotentPost {
         if stored == AnswerStored::NotYet
             && let Some(kept) = self.stored(&answer)
         {
-            store::store_answer(&mut tx, &kept)
-                .await
-                .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
-                    PaymentsError::IdempotencyKeyInUse
-                })?;
+            answered(store::store_answer(&mut tx, &kept).await)?;
         }
         let Answer { status, body } = answer;
         // Every POST ends here; the crash points name a confirm's steps.
@@ -287,6 +283,15 @@ impl IdempotentPost {
         }
         .into_response())
     }
+}
+
+/// The result of a statement that stored an answer under the request's key.
+/// A first request under the same key that committed after this one's claim
+/// looked (see `claim`) makes it collide: 409, as for a key in use.
+pub fn answered<T>(result: sqlx::Result<T>) -> Result<T, PaymentsError> {
+    result.on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
+        PaymentsError::IdempotencyKeyInUse
+    })
 }
 
 /// An answer, serialised.

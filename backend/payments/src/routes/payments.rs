@@ -10,13 +10,12 @@ use contract::payments::{
     PaymentFilter, PaymentStatus, Refund, RefundStatus,
 };
 use contract::{ErrorBody, List};
-use platform::db::ResultExt;
 use platform::error::{Json, Query};
 use platform::internal_token::UserCaller;
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::idempotency::{Answer, IdempotentPost, KeyClaim};
+use super::idempotency::{Answer, IdempotentPost, KeyClaim, answered};
 use crate::domain::{
     Action, Amount, CustomerEmail, Description, FeeSchedule, Metadata, TestPaymentMethod, allowed, transition,
 };
@@ -123,11 +122,7 @@ async fn create_in(conn: &mut PgConnection, post: &IdempotentPost) -> Result<Cha
         at,
     };
     let answer = post.answer(StatusCode::CREATED, &payment)?;
-    let event = store::create_payment(conn, &payment, event, post.stored(&answer))
-        .await
-        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
-            PaymentsError::IdempotencyKeyInUse
-        })?;
+    let event = answered(store::create_payment(conn, &payment, event, post.stored(&answer)).await)?;
     tracing::info!(payment_id = %payment.id, amount = payment.amount, currency = %payment.currency, "created payment");
     Ok(Changed { answer, event })
 }
@@ -204,11 +199,7 @@ async fn confirm_in(
         at: store::now(),
     };
     let answer = post.answer(StatusCode::OK, &payment)?;
-    let event = store::settle_payment(conn, &payment, event, post.stored(&answer))
-        .await
-        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
-            PaymentsError::IdempotencyKeyInUse
-        })?;
+    let event = answered(store::settle_payment(conn, &payment, event, post.stored(&answer)).await)?;
     failpoints::die_at(failpoints::CONFIRM_SETTLED);
     tracing::info!(status = %payment.status, method = method.name(), "confirmed payment");
     Ok(Changed { answer, event })
@@ -266,11 +257,7 @@ async fn cancel_in(
         at: store::now(),
     };
     let answer = post.answer(StatusCode::OK, &payment)?;
-    let event = store::settle_payment(conn, &payment, event, post.stored(&answer))
-        .await
-        .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
-            PaymentsError::IdempotencyKeyInUse
-        })?;
+    let event = answered(store::settle_payment(conn, &payment, event, post.stored(&answer)).await)?;
     tracing::info!("canceled payment");
     Ok(Changed { answer, event })
 }
@@ -346,17 +333,8 @@ async fn refund_in(
         at,
     };
     let answer = post.answer(StatusCode::CREATED, &refund)?;
-    let event = store::refund_payment(
-        conn,
-        &refund,
-        payment.amount_refunded,
-        event,
-        post.stored(&answer),
-    )
-    .await
-    .on_constraint(store::IDEMPOTENCY_KEYS_PKEY, |_| {
-        PaymentsError::IdempotencyKeyInUse
-    })?;
+    let stored = post.stored(&answer);
+    let event = answered(store::refund_payment(conn, &refund, payment.amount_refunded, event, stored).await)?;
     tracing::info!(refund_id = %refund.id, amount, "refunded payment");
     Ok(Changed { answer, event })
 }
