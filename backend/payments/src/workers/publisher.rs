@@ -8,12 +8,12 @@
 //! database first, so an event leaves in one Redis round trip after its
 //! commit. Two requests of one owner can hand over their events in either
 //! order, and so can two payments processes: the gateway puts each owner's
-//! stream back in sequence order, fetching from the outbox anything that has
-//! not reached it yet, and drops what it has already sent.
+//! stream back in sequence order, fetching from payments any earlier event
+//! that has not reached it yet, and drops what it has already sent.
 //!
 //! **The sweep.** `run` publishes every event still in the outbox some time
-//! after it was written: what the first path never got (a crash between commit and
-//! hand-over, a full queue) or could not send (a Redis outage). A batch is
+//! after it was written: what the first path never got (a crash between
+//! commit and hand-over, a full queue) or could not send (a Redis outage). A batch is
 //! locked with `FOR UPDATE SKIP LOCKED`, so several publisher processes
 //! share the work and never hold the same event. Within a batch an owner's
 //! events are published only from that owner's oldest unpublished one on,
@@ -26,14 +26,14 @@
 //!
 //! The removals from the outbox and the quarantine marks commit without
 //! waiting for their WAL flush (`synchronous_commit = off`): a removal lost
-//! to a crash only makes the event go out again, which the gateway and every client drop by its
-//! sequence. The events themselves are committed durably by the requests
+//! to a crash only makes the event go out again, which the gateway and every
+//! client drop by its sequence. The events themselves are committed durably by the requests
 //! that made them.
 //!
 //! A row that cannot become a message (an unknown type, say, written by a
 //! newer version or by hand) is quarantined by the sweep: marked with the
-//! reason, logged and counted, and taken out of the outbox, so that one bad row
-//! does not stall every user's events behind it. Its owner's later events go
+//! reason, logged and counted, and taken out of the outbox, so that one bad
+//! row does not stall every user's events behind it. Its owner's later events go
 //! out after it.
 
 use std::collections::HashMap;
@@ -56,8 +56,8 @@ use crate::state::Wakeups;
 const BATCH: i64 = 500;
 /// How often the sweep looks for events that were not published at once.
 const POLL: Duration = Duration::from_millis(500);
-/// How long an event must have been in the outbox before the sweep takes it. The first
-/// path is done with an event well before then (it publishes nothing older
+/// How long an event must have been in the outbox before the sweep takes
+/// it. The first path is done with an event well before then (it publishes nothing older
 /// than `PUBLISH_NOW_WITHIN`, within `REDIS_TIMEOUT`), so that the two
 /// paths rarely send one event twice.
 const SWEEP_AFTER: Duration = Duration::from_secs(1);
@@ -318,8 +318,8 @@ async fn publish_resends(
 }
 
 /// Publishes events as their requests hand them over, a pipeline of whatever
-/// has queued meanwhile at a time, and takes them out of the outbox. A batch that
-/// Redis does not take in time is left to the sweep.
+/// has queued meanwhile at a time, and takes them out of the outbox. A batch
+/// that Redis does not take in time is left to the sweep.
 pub async fn run_committed(
     db: PgPool,
     redis_url: String,
@@ -355,10 +355,10 @@ pub async fn run_committed(
                 for event in &batch {
                     published.push(&event.owner_id, event.event.sequence);
                 }
-                if let Err(e) = mark_published(&db, &published).await {
+                if let Err(e) = remove_from_outbox(&db, &published).await {
                     // Still in the outbox, they go out again from the
                     // sweep: a copy that the gateway drops by sequence.
-                    tracing::warn!(error = %e, events = batch.len(), "could not mark published events");
+                    tracing::warn!(error = %e, events = batch.len(), "could not take published events out of the outbox");
                 }
             }
             Ok(Err(e)) => {
@@ -395,7 +395,7 @@ async fn publish_now(
     Ok(())
 }
 
-async fn mark_published(db: &PgPool, published: &Published) -> sqlx::Result<()> {
+async fn remove_from_outbox(db: &PgPool, published: &Published) -> sqlx::Result<()> {
     let mut tx = db.begin_with(BEGIN_UNFLUSHED).await?;
     published.delete_from_outbox(&mut tx).await?;
     tx.commit().await
