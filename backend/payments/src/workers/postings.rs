@@ -73,7 +73,7 @@ pub async fn run(db: PgPool, ledger: LedgerClient, wake: Arc<Wakeups>, shutdown:
         if shutdown.is_cancelled() {
             return;
         }
-        match post_due(&db, &ledger).await {
+        match post_due(&db, &ledger, &shutdown).await {
             Ok(RoundOutcome { attempted, posted }) => {
                 backoff.reset();
                 let more = attempted == BATCH as usize && posted > 0;
@@ -87,6 +87,31 @@ pub async fn run(db: PgPool, ledger: LedgerClient, wake: Arc<Wakeups>, shutdown:
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Records a round's outcomes, trying again while the database is
+/// unavailable: a restart breaks every pooled connection, and each failed
+/// try drops one. The round's postings stay leased until their outcomes are
+/// recorded or the lease runs out, so giving up at once would hold them back
+/// for the rest of the lease, those the ledger already holds included.
+async fn record_outcomes(
+    db: &PgPool,
+    outcomes: &store::PostingOutcomes,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<Vec<(String, String)>> {
+    let give_up_at = tokio::time::Instant::now() + Duration::from_secs_f64(LEASE_SECONDS / 2.0);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        match store::record_posting_outcomes(db, outcomes, MAX_RETRY_SECONDS, MAX_REFUSALS).await {
+            Err(e) if platform::db::is_unavailable(&e) && tokio::time::Instant::now() < give_up_at => {
+                tracing::debug!(error = %e, "cannot record ledger postings yet; retrying");
+                if !sleep(backoff.next_delay(), shutdown).await {
+                    return Err(e);
+                }
+            }
+            result => return result,
         }
     }
 }
@@ -116,7 +141,11 @@ async fn post_some<'a>(
     }
 }
 
-async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<RoundOutcome> {
+async fn post_due(
+    db: &PgPool,
+    ledger: &LedgerClient,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<RoundOutcome> {
     let due = store::claim_due_postings(db, BATCH, LEASE_SECONDS).await?;
     if due.is_empty() {
         return Ok(RoundOutcome {
@@ -160,7 +189,7 @@ async fn post_due(db: &PgPool, ledger: &LedgerClient) -> sqlx::Result<RoundOutco
     if !outcomes.posted.is_empty() {
         crate::failpoints::die_at(crate::failpoints::POSTINGS_POSTED);
     }
-    let dead = store::record_posting_outcomes(db, &outcomes, MAX_RETRY_SECONDS, MAX_REFUSALS).await?;
+    let dead = record_outcomes(db, &outcomes, shutdown).await?;
 
     for (reference, error) in &dead {
         tracing::error!(
