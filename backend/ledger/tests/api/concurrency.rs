@@ -252,16 +252,8 @@ async fn concurrent_withdrawals_never_overdraw_a_guarded_account() {
     const ATTEMPTS_PER_TASK: usize = 10;
     let ledger = Arc::new(TestLedger::start().await);
     let ada = user("usr_ada");
-    let wallet = ledger
-        .create_account_with(
-            &ada,
-            json!({"name": "wallet", "type": "asset", "currency": "usd", "must_not_go_negative": true}),
-        )
-        .await;
-    let capital = ledger.create_account(&ada, "capital", "equity", "usd").await;
+    let (wallet, _capital) = ledger.funded_wallet(&ada, 1_000).await;
     let spend = ledger.create_account(&ada, "spend", "expense", "usd").await;
-    let (status, _) = ledger.transfer(&ada, "fund", &wallet, &capital, 1_000).await;
-    assert_eq!(status, StatusCode::CREATED);
 
     let mut tasks = Vec::new();
     for task in 0..TASKS {

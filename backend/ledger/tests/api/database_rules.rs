@@ -286,15 +286,7 @@ async fn a_guarded_balance_cannot_be_set_below_zero() {
 async fn a_refused_posting_in_a_batch_leaves_the_others_posted() {
     let ledger = TestLedger::start().await;
     let ada = user("usr_ada");
-    let wallet = ledger
-        .create_account_with(
-            &ada,
-            json!({"name": "wallet", "type": "asset", "currency": "usd", "must_not_go_negative": true}),
-        )
-        .await;
-    let capital = ledger.create_account(&ada, "capital", "equity", "usd").await;
-    let (status, body) = ledger.transfer(&ada, "fund", &wallet, &capital, 100).await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let (wallet, capital) = ledger.funded_wallet(&ada, 100).await;
     let pool = ledger.pool().await;
 
     // Spend 60, 60 (one too many), 40; then a journal whose debits exceed its credits.

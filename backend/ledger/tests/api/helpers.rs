@@ -34,6 +34,21 @@ impl TestLedger {
         body["id"].as_str().expect("an account id").to_owned()
     }
 
+    /// A guarded wallet (`must_not_go_negative`) funded with `amount` from a
+    /// capital account: answers the wallet and the capital account.
+    pub async fn funded_wallet(&self, owner: &Caller, amount: i64) -> (String, String) {
+        let wallet = self
+            .create_account_with(
+                owner,
+                json!({"name": "wallet", "type": "asset", "currency": "usd", "must_not_go_negative": true}),
+            )
+            .await;
+        let capital = self.create_account(owner, "capital", "equity", "usd").await;
+        let (status, body) = self.transfer(owner, "fund", &wallet, &capital, amount).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (wallet, capital)
+    }
+
     pub async fn account(&self, owner: &Caller, id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/ledger/accounts/{id}"), owner).await;
         assert_eq!(status, StatusCode::OK, "{body}");

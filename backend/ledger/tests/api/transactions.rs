@@ -140,16 +140,8 @@ async fn refuses_postings_that_do_not_hold_and_writes_nothing() {
 async fn a_guarded_account_never_goes_negative() {
     let ledger = TestLedger::start().await;
     let ada = user("usr_ada");
-    let wallet = ledger
-        .create_account_with(
-            &ada,
-            json!({"name": "wallet", "type": "asset", "currency": "usd", "must_not_go_negative": true}),
-        )
-        .await;
-    let capital = ledger.create_account(&ada, "capital", "equity", "usd").await;
+    let (wallet, capital) = ledger.funded_wallet(&ada, 1_000).await;
     let spend = ledger.create_account(&ada, "spend", "expense", "usd").await;
-    let (status, _) = ledger.transfer(&ada, "fund", &wallet, &capital, 1_000).await;
-    assert_eq!(status, StatusCode::CREATED);
     let (status, error) = ledger.transfer(&ada, "too-much", &spend, &wallet, 1_001).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(code(&error), "insufficient_funds");
