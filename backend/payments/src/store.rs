@@ -15,6 +15,11 @@ use sqlx::query::QueryScalar;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres};
 
+/// Opens a transaction of bookkeeping that a crash may lose without harm
+/// (what gets redone is dropped downstream): its commit does not wait for
+/// the WAL flush, and the setting rides on the BEGIN's round trip.
+pub const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+
 /// Now, at the precision PostgreSQL stores, so that an object answered from
 /// memory and the same object read back are identical.
 pub fn now() -> DateTime<Utc> {
@@ -635,14 +640,11 @@ pub async fn record_posting_outcomes(
         }
         Ok(())
     }
-    let mut tx = db.begin().await?;
     // This transaction only records what the ledger already holds durably.
     // Should a database crash lose it, the postings are sent again and the
     // ledger answers the transactions it recorded, so it need not wait for
     // its own disk flush, which the requests' commits are queuing for.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = db.begin_with(BEGIN_UNFLUSHED).await?;
     record(
         &mut tx,
         "UPDATE ledger_postings p SET posted_at = now(), ledger_transaction_id = u.transaction_id,

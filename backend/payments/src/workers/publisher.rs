@@ -52,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, pause, sleep};
 use crate::state::Wakeups;
+use crate::store::BEGIN_UNFLUSHED;
 
 const BATCH: i64 = 500;
 /// How often the sweep looks for events that were not published at once.
@@ -66,8 +67,6 @@ const SWEEP_AFTER: Duration = Duration::from_secs(1);
 pub const PUBLISH_NOW_WITHIN: Duration = Duration::from_millis(500);
 /// How long the first path waits on Redis before it leaves a batch to the sweep.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// Opens the publisher's transactions: its bookkeeping needs no WAL flush (see above).
-const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
 #[derive(Debug, thiserror::Error)]
 enum PublishError {
