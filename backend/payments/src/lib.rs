@@ -54,8 +54,9 @@ pub async fn build(
         .connect(&MIGRATOR, pool)
         .await
         .context("payments database")?;
-    let state = AppState::new(config, db.clone()).context("payments fee schedule")?;
-    workers::spawn(&state, config, shutdown.clone());
+    let (events, committed) = state::CommittedEvents::channel();
+    let state = AppState::new(config, db.clone(), events).context("payments fee schedule")?;
+    workers::spawn(&state, config, committed, shutdown.clone());
     let app = router(state)
         .merge(health::routes(Readiness {
             postgres: Some(db),

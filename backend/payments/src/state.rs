@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use contract::internal::PublishedEvent;
@@ -24,33 +24,23 @@ const COMMITTED_EVENTS_QUEUE: usize = 10_000;
 /// publisher so that they leave at once. The outbox row stays the source of
 /// truth: an event that is not taken here, or not published, is sent by the
 /// publisher's sweep.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CommittedEvents {
     sender: mpsc::Sender<PublishedEvent>,
-    receiver: Mutex<Option<mpsc::Receiver<PublishedEvent>>>,
-}
-
-impl Default for CommittedEvents {
-    fn default() -> Self {
-        let (sender, receiver) = mpsc::channel(COMMITTED_EVENTS_QUEUE);
-        Self {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
-        }
-    }
 }
 
 impl CommittedEvents {
+    /// The requests' end, and the publisher's.
+    pub fn channel() -> (Self, mpsc::Receiver<PublishedEvent>) {
+        let (sender, receiver) = mpsc::channel(COMMITTED_EVENTS_QUEUE);
+        (Self { sender }, receiver)
+    }
+
     /// Called only after the event's transaction has committed.
     pub fn committed(&self, event: PublishedEvent) {
         if self.sender.try_send(event).is_err() {
             metrics::counter!("payments_events_left_to_sweep_total").increment(1);
         }
-    }
-
-    /// The publisher's end of the queue; there is one publisher per process.
-    pub fn take_receiver(&self) -> Option<mpsc::Receiver<PublishedEvent>> {
-        self.receiver.lock().ok()?.take()
     }
 }
 
@@ -59,17 +49,21 @@ pub struct AppState {
     pub(crate) db: PgPool,
     pub(crate) internal_tokens: InternalTokens,
     pub(crate) wake: Arc<Wakeups>,
-    pub(crate) events: Arc<CommittedEvents>,
+    pub(crate) events: CommittedEvents,
     pub(crate) fees: FeeSchedule,
 }
 
 impl AppState {
-    pub fn new(config: &crate::PaymentsSettings, db: PgPool) -> Result<Self, FeeScheduleError> {
+    pub(crate) fn new(
+        config: &crate::PaymentsSettings,
+        db: PgPool,
+        events: CommittedEvents,
+    ) -> Result<Self, FeeScheduleError> {
         Ok(Self {
             db,
             internal_tokens: InternalTokens::new(&config.internal_token_secret),
             wake: Arc::new(Wakeups::default()),
-            events: Arc::new(CommittedEvents::default()),
+            events,
             fees: FeeSchedule::new(config.fee_basis_points, config.fee_fixed_cents)?,
         })
     }

@@ -7,6 +7,8 @@ mod publisher;
 
 use std::time::Duration;
 
+use contract::internal::PublishedEvent;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -17,16 +19,19 @@ pub use publisher::PUBLISH_NOW_WITHIN;
 /// How often the purge of expired idempotency keys runs.
 const PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 
-pub fn spawn(state: &AppState, config: &crate::PaymentsSettings, shutdown: CancellationToken) {
-    if let Some(committed) = state.events.take_receiver() {
-        tokio::spawn(publisher::run_committed(
-            state.db.clone(),
-            config.redis.url.clone(),
-            config.redis.keys(),
-            committed,
-            shutdown.clone(),
-        ));
-    }
+pub fn spawn(
+    state: &AppState,
+    config: &crate::PaymentsSettings,
+    committed: mpsc::Receiver<PublishedEvent>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(publisher::run_committed(
+        state.db.clone(),
+        config.redis.url.clone(),
+        config.redis.keys(),
+        committed,
+        shutdown.clone(),
+    ));
     tokio::spawn(publisher::run(
         state.db.clone(),
         config.redis.url.clone(),
