@@ -129,9 +129,8 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
     let amounts: Vec<i64> = legs.iter().map(|l| l.amount.get()).collect();
     let currencies: Vec<&str> = legs.iter().map(|l| l.currency.code()).collect();
     let new = &prepared.new;
-    let mut attempt = 1;
-    let result = loop {
-        let result = sqlx::query_as::<_, PostRow>(
+    let result = retried("posting", || {
+        sqlx::query_as::<_, PostRow>(
             "SELECT txn_id, was_created, txn_posted_at
              FROM ledger_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
@@ -148,16 +147,8 @@ pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerErro
         .bind(&amounts)
         .bind(&currencies)
         .fetch_one(db)
-        .await;
-        match result {
-            Err(e) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
-                tracing::info!(attempt, error = %e, "posting conflicted; retrying");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-            other => break other,
-        }
-    };
+    })
+    .await;
     let row = match result {
         Ok(row) => BatchRow {
             txn_id: Some(row.txn_id),
@@ -249,9 +240,8 @@ async fn execute(db: &PgPool, chunk: &[Prepared]) -> Result<Vec<BatchRow>, sqlx:
     let directions: Vec<&str> = legs().map(|l| l.direction.as_str()).collect();
     let amounts: Vec<i64> = legs().map(|l| l.amount.get()).collect();
     let currencies: Vec<&str> = legs().map(|l| l.currency.code()).collect();
-    let mut attempt = 1;
-    loop {
-        let result = sqlx::query_as::<_, BatchRow>(
+    retried("batch of postings", || {
+        sqlx::query_as::<_, BatchRow>(
             "SELECT txn_id, was_created, txn_posted_at, error_code, error_constraint, error_detail, error_message
              FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ORDER BY ordinal",
@@ -270,10 +260,21 @@ async fn execute(db: &PgPool, chunk: &[Prepared]) -> Result<Vec<BatchRow>, sqlx:
         .bind(&amounts)
         .bind(&currencies)
         .fetch_all(db)
-        .await;
-        match result {
+    })
+    .await
+}
+
+/// Runs `statement` again, after a short backoff, while PostgreSQL resolves
+/// conflicts by aborting it (see `is_retryable`), up to `MAX_ATTEMPTS` times.
+async fn retried<T, Attempt>(what: &str, mut statement: impl FnMut() -> Attempt) -> sqlx::Result<T>
+where
+    Attempt: std::future::Future<Output = sqlx::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match statement().await {
             Err(e) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
-                tracing::info!(attempt, error = %e, "a batch of postings conflicted; retrying");
+                tracing::info!(attempt, error = %e, "{what} conflicted; retrying");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
