@@ -14,6 +14,10 @@ pub struct LedgerSettings {
     /// `LEDGER_DATABASE_URL` and the session timeouts.
     pub database: DatabaseSettings,
     pub internal_token_secret: SecretString,
+    /// Batches of postings in flight at once: one (see
+    /// `store::group_commit`). Not read from the environment; tests raise it
+    /// to stand for several ledger processes writing at once.
+    pub posting_writers: usize,
 }
 
 impl ServiceConfig for LedgerSettings {
@@ -22,6 +26,7 @@ impl ServiceConfig for LedgerSettings {
             server: ServerSettings::from_lookup(lookup, "LEDGER_ADDR", 8083)?,
             database: DatabaseSettings::from_lookup(lookup, "LEDGER_DATABASE_URL", "micro_ledger")?,
             internal_token_secret: INTERNAL_TOKEN_SECRET.read(lookup)?,
+            posting_writers: 1,
         })
     }
 

@@ -33,7 +33,7 @@ pub async fn payment_posting(
     Json(body): Json<PaymentPosting>,
 ) -> Result<(StatusCode, Json<Transaction>), LedgerError> {
     let new = payment_transaction(&state, &body).await?;
-    Ok(match posting::post(&state.db, new).await? {
+    Ok(match state.postings.post(new).await? {
         Posted::Created(transaction) => (StatusCode::CREATED, Json(transaction)),
         Posted::Replayed(transaction) => (StatusCode::OK, Json(transaction)),
     })

@@ -85,7 +85,7 @@ pub async fn post(
         reverses: None,
         journal,
     };
-    Ok(answer(posting::post(&state.db, new).await?))
+    Ok(answer(state.postings.post(new).await?))
 }
 
 #[utoipa::path(get, path = "/v1/ledger/transactions/{id}", operation_id = "retrieve_ledger_transaction", tag = "ledger", security(("api_key" = [])),
@@ -179,5 +179,5 @@ async fn reverse_transaction(
         reverses: Some(id.to_owned()),
         journal,
     };
-    Ok(answer(posting::post(&state.db, new).await?))
+    Ok(answer(state.postings.post(new).await?))
 }

@@ -8,11 +8,14 @@
 //! never wait for each other; postings to the same hot account queue on its
 //! row lock only for the length of that statement and its commit.
 //!
-//! Many postings at once (payments' batches) are one call of
-//! `ledger_post_batch`: one statement and one commit, in which every touched
-//! account is locked in id order and then each posting is one call of
-//! `ledger_post` in a subtransaction of its own, so that the database can
-//! refuse one alone. A hot account's lock is then taken once for the batch.
+//! Many postings at once (payments' batches, and single postings that
+//! arrived together: see `group_commit`) are one call of `ledger_post_batch`:
+//! one statement and one commit, in which every touched account is locked
+//! in id order, once for the batch. The database writes the batch as a set
+//! (one insert of its transactions, one of its entries, one update per
+//! balance) when every posting in it would be accepted; otherwise each
+//! posting is one call of `ledger_post` in a subtransaction of its own, so
+//! that the database can refuse one alone.
 //!
 //! A conflict PostgreSQL resolves by aborting (serialization failure,
 //! deadlock) is retried here with the same ids, so the caller never sees it.
@@ -62,8 +65,8 @@ pub struct Stored {
     pub request: serde_json::Value,
 }
 
-/// The most postings one statement carries. Each posting of a batch runs in a
-/// subtransaction, and PostgreSQL keeps the ids of only 64 subtransactions per
+/// The most postings one statement carries. A batch that cannot be written as
+/// a set runs each posting in a subtransaction, and PostgreSQL keeps the ids of only 64 subtransactions per
 /// session where other sessions' snapshots look; past that, every snapshot on
 /// the server gets slower.
 pub const MAX_BATCH: usize = 50;
@@ -122,7 +125,10 @@ struct PostRow {
 /// commit, with none of a batch's per-posting subtransaction.
 #[tracing::instrument(skip_all, fields(poster = %new.poster, reference = %new.reference.as_str()))]
 pub async fn post(db: &PgPool, new: NewTransaction) -> Result<Posted, LedgerError> {
-    let prepared = Prepared::new(new);
+    post_prepared(db, Prepared::new(new)).await
+}
+
+async fn post_prepared(db: &PgPool, prepared: Prepared) -> Result<Posted, LedgerError> {
     let legs = prepared.new.journal.legs();
     let account_ids: Vec<&str> = legs.iter().map(|l| l.account_id.as_str()).collect();
     let directions: Vec<&str> = legs.iter().map(|l| l.direction.as_str()).collect();
@@ -207,6 +213,17 @@ async fn post_chunk(db: &PgPool, chunk: Vec<Prepared>) -> Vec<Result<Posted, Led
                 rows.len()
             ));
             return chunk.iter().map(|_| Err(batch_failure(&error))).collect();
+        }
+        // The server refused the statement as a whole (a lock or statement
+        // timeout, say): it may be one posting's doing, or the batch's size.
+        // Each posting then gets its own attempt, and its own answer.
+        Err(error) if error.as_database_error().is_some() && !is_retryable(&error) => {
+            tracing::warn!(error = %error, postings = chunk.len(), "a batch failed whole; posting each alone");
+            let mut results = Vec::with_capacity(chunk.len());
+            for prepared in chunk {
+                results.push(post_prepared(db, prepared).await);
+            }
+            return results;
         }
         Err(error) => return chunk.iter().map(|_| Err(batch_failure(&error))).collect(),
     };

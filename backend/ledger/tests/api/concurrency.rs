@@ -336,13 +336,17 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
 /// same moment, make one reversal, and every other request answers it (200).
 /// They used to race past the reference check together, and the losers met
 /// the winner on the one-reversal-per-transaction index instead: 409
-/// `already_reversed` for what was a retry. A held table lock lines them up
-/// so that they start their insert at the same instant.
+/// `already_reversed` for what was a retry. The ledger runs two writers, as
+/// two ledger processes would, and a held table lock lines the twins up: one
+/// for each writer, so that two sessions start their insert at the same
+/// instant, and the rest queued behind them, to be written together once the
+/// lock goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
     const ROUNDS: usize = 20;
     const TWINS: usize = 4;
-    let ledger = Arc::new(TestLedger::start().await);
+    const WRITERS: usize = 2;
+    let ledger = Arc::new(TestLedger::start_with(|c| c.posting_writers = WRITERS).await);
     let ada = user("usr_ada");
     let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
     let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
@@ -361,15 +365,22 @@ async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
             .execute(&mut *blocker)
             .await
             .expect("hold back inserts");
-        let twins: Vec<_> = (0..TWINS)
-            .map(|_| {
-                let (ledger, ada, path) = (ledger.clone(), ada.clone(), path.clone());
-                tokio::spawn(async move { ledger.post(&path, &ada, json!({})).await })
-            })
-            .collect();
+        let reverse = || {
+            let (ledger, ada, path) = (ledger.clone(), ada.clone(), path.clone());
+            tokio::spawn(async move { ledger.post(&path, &ada, json!({})).await })
+        };
+        let mut twins = Vec::new();
+        for writer in 1..=WRITERS {
+            twins.push(reverse());
+            assert!(
+                sessions_wait_for_locks(&pool, writer).await,
+                "round {round}: reversal {writer} never waited for the table lock"
+            );
+        }
+        twins.extend((WRITERS..TWINS).map(|_| reverse()));
         assert!(
-            sessions_wait_for_locks(&pool, TWINS).await,
-            "the reversals never waited for the table lock"
+            ledger.postings_come_to_wait(TWINS - WRITERS).await,
+            "round {round}: the other reversals never queued behind the writers"
         );
         blocker.commit().await.expect("release");
 
@@ -392,6 +403,72 @@ async fn simultaneous_reversals_under_one_reference_are_one_reversal() {
         }
     }
     assert_eq!(ledger.balance(&ada, &cash).await, 0);
+    assert_books_consistent(&pool).await;
+}
+
+/// Postings that arrive while the writer is busy are written together: one
+/// database transaction for all of them, each with its own answer. The
+/// writer is held on a locked balance, ten postings queue behind it, and
+/// once the lock goes the ten share one transaction id, among them an
+/// overdraft that is refused alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postings_that_wait_for_the_writer_commit_together_and_keep_their_own_answers() {
+    const QUEUED: usize = 10;
+    let ledger = Arc::new(TestLedger::start().await);
+    let ada = user("usr_ada");
+    let (wallet, _capital) = ledger.funded_wallet(&ada, 100).await;
+    let spend = ledger.create_account(&ada, "spend", "expense", "usd").await;
+    let pool = ledger.pool().await;
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
+        .bind(&spend)
+        .execute(&mut *blocker)
+        .await
+        .expect("lock the spending account");
+
+    let spend_from_wallet = |reference: String, amount: i64| {
+        let (ledger, ada, wallet, spend) = (ledger.clone(), ada.clone(), wallet.clone(), spend.clone());
+        tokio::spawn(async move { ledger.transfer(&ada, &reference, &spend, &wallet, amount).await })
+    };
+    let held = spend_from_wallet("held".into(), 10);
+    assert!(
+        sessions_wait_for_locks(&pool, 1).await,
+        "the first posting never waited for the locked account"
+    );
+    // 9 x 10 spends the 90 left; 1,000 would overdraw the guarded wallet.
+    let mut queued: Vec<_> = (0..QUEUED - 1)
+        .map(|i| spend_from_wallet(format!("queued-{i}"), 10))
+        .collect();
+    queued.push(spend_from_wallet("overdraft".into(), 1_000));
+    assert!(
+        ledger.postings_come_to_wait(QUEUED).await,
+        "the postings never queued behind the writer"
+    );
+    blocker.commit().await.expect("release");
+
+    let (status, body) = held.await.expect("task");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut answers = Vec::new();
+    for posting in queued {
+        answers.push(posting.await.expect("task"));
+    }
+    let (overdraft, spent) = answers.split_last().expect("answers");
+    assert_eq!(overdraft.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", overdraft.1);
+    assert_eq!(overdraft.1["error"]["code"], "insufficient_funds");
+    for (status, body) in spent {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xact_id::text) FROM transactions WHERE reference LIKE 'queued-%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        transactions, 1,
+        "the queued postings were one database transaction"
+    );
+    assert_eq!(ledger.balance(&ada, &wallet).await, 0);
     assert_books_consistent(&pool).await;
 }
 

@@ -291,6 +291,7 @@ async fn a_refused_posting_in_a_batch_leaves_the_others_posted() {
 
     // Spend 60, 60 (one too many), 40; then a journal whose debits exceed its credits.
     type Row = (i32, Option<String>, Option<String>, Option<String>);
+    let mut tx = counting_pl_calls(&pool).await;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT ordinal, txn_id, error_code, error_constraint FROM ledger_post_batch(
              ARRAY['txn_b1', 'txn_b2', 'txn_b3', 'txn_b4'], ARRAY['usr_ada', 'usr_ada', 'usr_ada', 'usr_ada'],
@@ -305,9 +306,14 @@ async fn a_refused_posting_in_a_batch_leaves_the_others_posted() {
     )
     .bind(&capital)
     .bind(&wallet)
-    .fetch_all(&pool)
+    .fetch_all(&mut *tx)
     .await
-    .expect("the batch commits");
+    .expect("the batch runs");
+    assert!(
+        one_by_one_calls(&mut tx).await > 0,
+        "a batch with refusals is posted one posting at a time"
+    );
+    tx.commit().await.expect("the batch commits");
     assert_eq!(
         rows,
         vec![
@@ -336,4 +342,118 @@ async fn a_refused_posting_in_a_batch_leaves_the_others_posted() {
     assert_eq!(ledger.balance(&ada, &wallet).await, 0);
     assert_eq!(ledger.account(&ada, &wallet).await["entry_count"], 3);
     assert_books_consistent(&pool).await;
+}
+
+/// A batch the database can take whole is written as a set, without a call
+/// of `ledger_post_each` (the posting-by-posting fallback), and its entries
+/// are numbered and carry balances exactly as if its postings had been
+/// posted one after another: an account twice in one posting, an account in
+/// several postings, and a replay of a reference posted before the batch.
+#[tokio::test]
+async fn a_batch_written_as_a_set_numbers_entries_as_one_posting_after_another() {
+    let ledger = TestLedger::start().await;
+    let ada = user("usr_ada");
+    let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
+    let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
+    let bank = ledger.create_account(&ada, "bank", "asset", "usd").await;
+    let (status, earlier) = ledger.transfer(&ada, "r0", &cash, &sales, 1).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{earlier}");
+    let pool = ledger.pool().await;
+
+    type Row = (i32, Option<String>, Option<bool>, Option<String>);
+    let mut tx = counting_pl_calls(&pool).await;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT ordinal, txn_id, was_created, error_code FROM ledger_post_batch(
+             ARRAY['txn_r0_again', 'txn_s1', 'txn_s2', 'txn_s3'], ARRAY['usr_ada', 'usr_ada', 'usr_ada', 'usr_ada'],
+             ARRAY['r0', 's1', 's2', 's3'], ARRAY[$4::JSONB, '{}', '{}', '{}'], ARRAY[NULL, NULL, NULL, NULL]::TEXT[],
+             ARRAY['{}', '{}', '{}', '{}']::JSONB[], ARRAY[NULL, NULL, NULL, NULL]::TEXT[], ARRAY[2, 2, 2, 3],
+             ARRAY['ent_r0a', 'ent_r0b', 'ent_s1a', 'ent_s1b', 'ent_s2a', 'ent_s2b', 'ent_s3a', 'ent_s3b', 'ent_s3c'],
+             ARRAY[$1, $2, $1, $2, $3, $1, $1, $1, $2],
+             ARRAY['debit', 'credit', 'debit', 'credit', 'debit', 'credit', 'debit', 'debit', 'credit'],
+             ARRAY[1, 1, 100, 100, 30, 30, 10, 5, 15]::BIGINT[],
+             ARRAY['usd', 'usd', 'usd', 'usd', 'usd', 'usd', 'usd', 'usd', 'usd'])
+         ORDER BY ordinal",
+    )
+    .bind(&cash)
+    .bind(&sales)
+    .bind(&bank)
+    .bind(json!({}).to_string())
+    .fetch_all(&mut *tx)
+    .await
+    .expect("the batch runs");
+    assert_eq!(one_by_one_calls(&mut tx).await, 0, "written as a set");
+    tx.commit().await.expect("the batch commits");
+    let earlier_id = earlier["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        rows,
+        vec![
+            (1, Some(earlier_id), Some(false), None),
+            (2, Some("txn_s1".to_owned()), Some(true), None),
+            (3, Some("txn_s2".to_owned()), Some(true), None),
+            (4, Some("txn_s3".to_owned()), Some(true), None),
+        ]
+    );
+
+    type EntryRow = (String, String, i16, i64, i64);
+    let entries: Vec<EntryRow> = sqlx::query_as(
+        "SELECT id, transaction_id, position, entry_number, balance_after FROM entries
+          WHERE transaction_id LIKE 'txn_s%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("entries");
+    let entry = |id: &str, txn: &str, position: i16, number: i64, after: i64| {
+        (id.to_owned(), txn.to_owned(), position, number, after)
+    };
+    assert_eq!(
+        entries,
+        vec![
+            entry("ent_s1a", "txn_s1", 0, 2, 101),
+            entry("ent_s1b", "txn_s1", 1, 2, 101),
+            entry("ent_s2a", "txn_s2", 0, 1, 30),
+            entry("ent_s2b", "txn_s2", 1, 3, 71),
+            entry("ent_s3a", "txn_s3", 0, 4, 81),
+            entry("ent_s3b", "txn_s3", 1, 5, 86),
+            entry("ent_s3c", "txn_s3", 2, 3, 116),
+        ]
+    );
+    type BalanceRow = (i64, i64, i64);
+    let balance = |account: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, BalanceRow>(
+                "SELECT balance, entry_count, version FROM account_balances WHERE account_id = $1",
+            )
+            .bind(account)
+            .fetch_one(&pool)
+            .await
+            .expect("balance")
+        }
+    };
+    assert_eq!(balance(cash).await, (86, 5, 4));
+    assert_eq!(balance(sales).await, (116, 3, 3));
+    assert_eq!(balance(bank).await, (30, 1, 1));
+    assert_books_consistent(&pool).await;
+}
+
+/// A transaction whose PL/pgSQL function calls are counted, for
+/// [`one_by_one_calls`].
+async fn counting_pl_calls(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL track_functions = 'pl'")
+        .execute(&mut *tx)
+        .await
+        .expect("count function calls");
+    tx
+}
+
+/// How many times this transaction fell back to posting a batch one posting
+/// at a time.
+async fn one_by_one_calls(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(calls), 0)::BIGINT FROM pg_stat_xact_user_functions WHERE funcname = 'ledger_post_each'",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .expect("function calls")
 }

@@ -93,6 +93,24 @@ impl TestLedger {
     pub async fn payment_posting(&self, body: Value) -> (StatusCode, Value) {
         self.post("/internal/payment-postings", &payments(), body).await
     }
+
+    /// Whether exactly `count` postings come to wait in the group commit's
+    /// queue within 10 s (its `ledger_postings_waiting` gauge): how a test
+    /// knows requests are queued behind a writer it has blocked.
+    pub async fn postings_come_to_wait(&self, count: usize) -> bool {
+        platform::testing::eventually(std::time::Duration::from_secs(10), || async {
+            let metrics = self.metrics_text().await;
+            let waiting: f64 = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("ledger_postings_waiting "))?
+                .trim()
+                .parse()
+                .ok()?;
+            (waiting == count as f64).then_some(())
+        })
+        .await
+        .is_some()
+    }
 }
 
 /// The fee payments stamps with its default schedule on a 2-decimal
