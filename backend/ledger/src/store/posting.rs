@@ -407,6 +407,9 @@ async fn refusal(db: &PgPool, refused: Refused, new: &NewTransaction) -> LedgerE
                 .unwrap_or("an account")
                 .to_owned(),
         ),
+        // Waited too long for a lock or ran past the statement timeout: busy,
+        // not broken; the caller retries under the same reference.
+        ("55P03" | "57014", _) => LedgerError::Contention(refused.into_error()),
         ("23514", Some("transactions_reversal_mirrors")) => {
             LedgerError::ReversalOfReversal(new.reverses.clone().unwrap_or_default())
         }

@@ -472,6 +472,62 @@ async fn postings_that_wait_for_the_writer_commit_together_and_keep_their_own_an
     assert_books_consistent(&pool).await;
 }
 
+/// A batch that the database refuses whole (here: it waits too long for one
+/// locked account) is not every one of its postings' failure: each is tried
+/// again alone, the one that needs the locked account is answered busy
+/// (503, to retry under its reference), and the other is posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_refused_whole_is_posted_one_posting_at_a_time() {
+    let ledger = Arc::new(TestLedger::start().await);
+    let ada = user("usr_ada");
+    let [gate, locked, free, other] = ["gate", "locked", "free", "other"];
+    let mut ids = HashMap::new();
+    for name in [gate, locked, free, other] {
+        ids.insert(name, ledger.create_account(&ada, name, "asset", "usd").await);
+    }
+    let pool = ledger.pool().await;
+    let hold = |account: &str| {
+        let (pool, account) = (pool.clone(), ids[account].clone());
+        async move {
+            let mut blocker = pool.begin().await.expect("begin");
+            sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
+                .bind(account)
+                .execute(&mut *blocker)
+                .await
+                .expect("lock");
+            blocker
+        }
+    };
+    let transfer = |reference: &'static str, to: &str, from: &str| {
+        let (ledger, ada, to, from) = (ledger.clone(), ada.clone(), ids[to].clone(), ids[from].clone());
+        tokio::spawn(async move { ledger.transfer(&ada, reference, &to, &from, 10).await })
+    };
+    let gate_blocker = hold(gate).await;
+    let locked_blocker = hold(locked).await;
+    // The writer waits at the gate while the batch queues behind it.
+    let first = transfer("first", gate, other);
+    assert!(
+        sessions_wait_for_locks(&pool, 1).await,
+        "the writer never waited at the gate"
+    );
+    let needs_locked = transfer("needs-locked", locked, other);
+    let needs_nothing_held = transfer("needs-nothing-held", free, other);
+    assert!(ledger.postings_come_to_wait(2).await, "the batch never queued");
+    gate_blocker.commit().await.expect("open the gate");
+
+    let (status, body) = first.await.expect("task");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = needs_locked.await.expect("task");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "ledger_busy");
+    let (status, body) = needs_nothing_held.await.expect("task");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    locked_blocker.commit().await.expect("release");
+    assert_eq!(ledger.balance(&ada, &ids[free]).await, 10);
+    assert_eq!(ledger.balance(&ada, &ids[locked]).await, 0);
+    assert_books_consistent(&pool).await;
+}
+
 /// Whether at least `count` sessions of this database come to wait for a
 /// lock within 10 s: how a test knows its requests are queued behind one.
 async fn sessions_wait_for_locks(pool: &sqlx::PgPool, count: usize) -> bool {
