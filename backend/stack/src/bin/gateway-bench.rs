@@ -142,6 +142,8 @@ impl GatewayOnItsOwnThreads {
                     anyhow::Ok(())
                 };
                 let served = tokio::runtime::Builder::new_multi_thread()
+                    // Named apart from the stack's workers, for `perf --comm`.
+                    .thread_name("gateway-worker")
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)
