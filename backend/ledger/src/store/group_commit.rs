@@ -67,11 +67,13 @@ impl GroupCommit {
             answer,
             span: tracing::Span::current(),
         };
-        self.queue
-            .send(waiting)
-            .await
-            .map_err(|_| LedgerError::Database(sqlx::Error::PoolClosed))?;
+        // Counted before it can be taken, so that the gauge never dips below
+        // what waits.
         metrics::gauge!("ledger_postings_waiting").increment(1);
+        if self.queue.send(waiting).await.is_err() {
+            metrics::gauge!("ledger_postings_waiting").decrement(1);
+            return Err(LedgerError::Database(sqlx::Error::PoolClosed));
+        }
         answered
             .await
             .map_err(|_| LedgerError::Database(sqlx::Error::WorkerCrashed))?

@@ -65,10 +65,10 @@ pub struct Stored {
     pub request: serde_json::Value,
 }
 
-/// The most postings one statement carries. A batch that cannot be written as
-/// a set runs each posting in a subtransaction, and PostgreSQL keeps the ids of only 64 subtransactions per
-/// session where other sessions' snapshots look; past that, every snapshot on
-/// the server gets slower.
+/// The most postings one statement carries. A batch that cannot be written
+/// as a set runs each posting in a subtransaction, and PostgreSQL keeps the
+/// ids of only 64 subtransactions per session where other sessions'
+/// snapshots look; past that, every snapshot on the server gets slower.
 pub const MAX_BATCH: usize = 50;
 
 /// A posting with its ids drawn once, so that a retried batch reuses them.
@@ -216,14 +216,13 @@ async fn post_chunk(db: &PgPool, chunk: Vec<Prepared>) -> Vec<Result<Posted, Led
         }
         // The server refused the statement as a whole (a lock or statement
         // timeout, say): it may be one posting's doing, or the batch's size.
-        // Each posting then gets its own attempt, and its own answer.
+        // Each posting then gets its own attempt and its own answer, all at
+        // once, so that postings stuck behind one lock wait for it together
+        // rather than one after another.
         Err(error) if error.as_database_error().is_some() && !is_retryable(&error) => {
             tracing::warn!(error = %error, postings = chunk.len(), "a batch failed whole; posting each alone");
-            let mut results = Vec::with_capacity(chunk.len());
-            for prepared in chunk {
-                results.push(post_prepared(db, prepared).await);
-            }
-            return results;
+            return futures::future::join_all(chunk.into_iter().map(|prepared| post_prepared(db, prepared)))
+                .await;
         }
         Err(error) => return chunk.iter().map(|_| Err(batch_failure(&error))).collect(),
     };

@@ -474,10 +474,10 @@ async fn postings_that_wait_for_the_writer_commit_together_and_keep_their_own_an
 
 /// A batch that the database refuses whole (here: it waits too long for one
 /// locked account) is not every one of its postings' failure: each is tried
-/// again alone, the one that needs the locked account is answered busy
+/// again on its own, the one that needs the locked account is answered busy
 /// (503, to retry under its reference), and the other is posted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_batch_refused_whole_is_posted_one_posting_at_a_time() {
+async fn a_batch_refused_whole_is_tried_again_posting_by_posting() {
     let ledger = Arc::new(TestLedger::start().await);
     let ada = user("usr_ada");
     let [gate, locked, free, other] = ["gate", "locked", "free", "other"];
