@@ -299,11 +299,7 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
     let second = ledger.create_account(&ada, "second", "asset", "usd").await;
     let pool = ledger.pool().await;
     let mut blocker = pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
-        .bind(&second)
-        .execute(&mut *blocker)
-        .await
-        .expect("lock the second account");
+    lock_balance(&mut blocker, &second).await;
 
     let posting = {
         let (ledger, ada, first, second) = (ledger.clone(), ada.clone(), first.clone(), second.clone());
@@ -315,11 +311,7 @@ async fn a_deadlock_victim_is_retried_inside_the_service() {
         "the posting never waited for the held lock"
     );
     // ...then close the cycle. PostgreSQL aborts the posting, which waited first.
-    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
-        .bind(&first)
-        .execute(&mut *blocker)
-        .await
-        .expect("the blocker wins the deadlock");
+    lock_balance(&mut blocker, &first).await;
     blocker.commit().await.expect("commit");
 
     let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(20), posting)
@@ -420,11 +412,7 @@ async fn postings_that_wait_for_the_writer_commit_together_and_keep_their_own_an
     let spend = ledger.create_account(&ada, "spend", "expense", "usd").await;
     let pool = ledger.pool().await;
     let mut blocker = pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
-        .bind(&spend)
-        .execute(&mut *blocker)
-        .await
-        .expect("lock the spending account");
+    lock_balance(&mut blocker, &spend).await;
 
     let spend_from_wallet = |reference: String, amount: i64| {
         let (ledger, ada, wallet, spend) = (ledger.clone(), ada.clone(), wallet.clone(), spend.clone());
@@ -490,11 +478,7 @@ async fn a_batch_refused_whole_is_tried_again_posting_by_posting() {
         let (pool, account) = (pool.clone(), ids[account].clone());
         async move {
             let mut blocker = pool.begin().await.expect("begin");
-            sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
-                .bind(account)
-                .execute(&mut *blocker)
-                .await
-                .expect("lock");
+            lock_balance(&mut blocker, &account).await;
             blocker
         }
     };
@@ -526,6 +510,16 @@ async fn a_batch_refused_whole_is_tried_again_posting_by_posting() {
     assert_eq!(ledger.balance(&ada, &ids[free]).await, 10);
     assert_eq!(ledger.balance(&ada, &ids[locked]).await, 0);
     assert_books_consistent(&pool).await;
+}
+
+/// Locks `account`'s balance row in `blocker` (a database transaction of
+/// the test's own), as a posting would, until `blocker` ends.
+async fn lock_balance(blocker: &mut sqlx::Transaction<'static, sqlx::Postgres>, account: &str) {
+    sqlx::query("SELECT 1 FROM account_balances WHERE account_id = $1 FOR UPDATE")
+        .bind(account)
+        .execute(&mut **blocker)
+        .await
+        .expect("lock the balance");
 }
 
 /// Whether at least `count` sessions of this database come to wait for a
