@@ -81,20 +81,29 @@ impl GroupCommit {
 }
 
 async fn write(db: PgPool, arrivals: Arc<Mutex<mpsc::Receiver<Waiting>>>) {
-    while let Some(mut batch) = next_batch(&arrivals).await {
-        if batch.len() == 1
-            && let Some(alone) = batch.pop()
-        {
-            let result = posting::post(&db, alone.new).instrument(alone.span).await;
-            let _ = alone.answer.send(result);
-            continue;
+    while let Some(batch) = next_batch(&arrivals).await {
+        // Each batch in a task of its own: a panic fails that batch's callers
+        // (their answers are dropped), not the writer, just as a panic in a
+        // request fails only that request.
+        if let Err(e) = tokio::spawn(write_batch(db.clone(), batch)).await {
+            tracing::error!(error = %e, "a batch of postings panicked");
         }
-        let (postings, answers): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.new, w.answer)).unzip();
-        tracing::debug!(postings = postings.len(), "posting a group");
-        let results = posting::post_batch(&db, postings).await;
-        for (answer, result) in answers.into_iter().zip(results) {
-            let _ = answer.send(result);
-        }
+    }
+}
+
+async fn write_batch(db: PgPool, mut batch: Vec<Waiting>) {
+    if batch.len() == 1
+        && let Some(alone) = batch.pop()
+    {
+        let result = posting::post(&db, alone.new).instrument(alone.span).await;
+        let _ = alone.answer.send(result);
+        return;
+    }
+    let (postings, answers): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.new, w.answer)).unzip();
+    tracing::debug!(postings = postings.len(), "posting a group");
+    let results = posting::post_batch(&db, postings).await;
+    for (answer, result) in answers.into_iter().zip(results) {
+        let _ = answer.send(result);
     }
 }
 
