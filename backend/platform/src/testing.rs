@@ -368,6 +368,11 @@ impl<C: ServiceConfig> TestService<C> {
             .expect("text")
     }
 
+    /// The value of one series of the service's metrics (see [`metric_value`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics_text().await, series)
+    }
+
     pub async fn get(
         &self,
         path: &str,
@@ -523,4 +528,13 @@ impl Link {
             let _ = relay.await;
         }
     }
+}
+
+/// The value of one series (`name{labels}` exactly as rendered) in a
+/// Prometheus text, 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
 }

@@ -99,14 +99,7 @@ impl TestLedger {
     /// knows requests are queued behind a writer it has blocked.
     pub async fn postings_come_to_wait(&self, count: usize) -> bool {
         platform::testing::eventually(std::time::Duration::from_secs(10), || async {
-            let metrics = self.metrics_text().await;
-            let waiting: f64 = metrics
-                .lines()
-                .find_map(|line| line.strip_prefix("ledger_postings_waiting "))?
-                .trim()
-                .parse()
-                .ok()?;
-            (waiting == count as f64).then_some(())
+            (self.metric("ledger_postings_waiting").await == count as f64).then_some(())
         })
         .await
         .is_some()

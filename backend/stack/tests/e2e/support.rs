@@ -308,10 +308,4 @@ pub async fn metrics_text(stack: &TestStack) -> String {
         .expect("text")
 }
 
-/// The value of one series (`name{labels}` exactly as rendered), 0 when absent.
-pub fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|value| value.trim().parse().expect("a number"))
-        .unwrap_or(0.0)
-}
+pub use platform::testing::metric_value;
