@@ -127,6 +127,10 @@ impl Account {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Request bodies refuse fields they do not know, as payments' do: a
+// misspelt `descripton` or an `entries[].currency` the ledger does not take
+// is an error, not a posting made without it.
+#[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
@@ -201,6 +205,7 @@ impl AccountEntry {
 /// A manual journal entry between the caller's own accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PostTransactionRequest {
     /// Idempotency reference, unique per owner.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
@@ -217,6 +222,7 @@ pub struct PostTransactionRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PostEntry {
     pub account_id: String,
     pub direction: Direction,
@@ -227,6 +233,7 @@ pub struct PostEntry {
 /// The body of `POST /v1/ledger/transactions/{id}/reverse`; may be empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReverseTransactionRequest {
     /// Defaults to `reversal:<transaction id>`.
     #[serde(default)]

@@ -292,3 +292,51 @@ async fn a_merchant_sees_but_cannot_reverse_a_payment_posting() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(code(&error), "not_reversible");
 }
+
+/// A field the ledger does not know is refused, not ignored, in each body
+/// the ledger takes, and nothing is written: the reference is still free.
+#[tokio::test]
+async fn unknown_fields_are_refused_and_nothing_is_written() {
+    let ledger = TestLedger::start().await;
+    let ada = user("usr_ada");
+    let cash = ledger.create_account(&ada, "cash", "asset", "usd").await;
+    let sales = ledger.create_account(&ada, "sales", "revenue", "usd").await;
+    let misspelt = json!({
+        "reference": "sale",
+        "descripton": "typo",
+        "entries": [entry(&cash, "debit", 100), entry(&sales, "credit", 100)],
+    });
+    let mut with_currency = entry(&cash, "debit", 100);
+    with_currency["currency"] = json!("eur");
+    let leg_with_currency = json!({
+        "reference": "sale",
+        "entries": [with_currency, entry(&sales, "credit", 100)],
+    });
+    for body in [misspelt, leg_with_currency] {
+        let (status, answer) = ledger.post("/v1/ledger/transactions", &ada, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(code(&answer), "invalid_body");
+    }
+    let (status, answer) = ledger
+        .post(
+            "/v1/ledger/accounts",
+            &ada,
+            json!({"name": "bank", "type": "asset", "currency": "usd", "guarded": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    let (status, sale) = ledger.transfer(&ada, "sale", &cash, &sales, 100).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the reference was still free: {sale}"
+    );
+    let path = format!(
+        "/v1/ledger/transactions/{}/reverse",
+        sale["id"].as_str().expect("id")
+    );
+    let (status, answer) = ledger.post(&path, &ada, json!({"referense": "undo"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(ledger.balance(&ada, &cash).await, 100, "nothing reversed");
+}
